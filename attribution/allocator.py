@@ -1,0 +1,60 @@
+"""Tracking numbers for sessions: one Lua round trip per pool.
+
+The script (``scripts/allocate.lua``) gives the session its own live lease, else
+the free number that has rested longest, else applies the pool's ``on_exhausted``
+rule; every lease is written to the number's history for the call matcher.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from . import metrics
+from .config import Config, Pool, Site
+from .keys import Keys
+from .lua import Scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    pool: str
+    replace: str          # the site's own number (E.164)
+    number: str           # what the visitor sees (== replace on fallback)
+    outcome: str          # held | new | shared | fallback | lost
+
+
+def utc_day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+class Allocator:
+    def __init__(self, config: Config, scripts: Scripts, keys: Keys) -> None:
+        self.config = config
+        self.scripts = scripts
+        self.keys = keys
+        self.history_ms = config.history_days * 86_400_000
+
+    async def sync(self) -> None:
+        """Bring every pool's free list in line with the configuration (at start-up)."""
+        for site in self.config.sites:
+            for pool in site.pools:
+                await self.scripts("sync_pool", self.keys.pool(site.id, pool.id),
+                                   *[n.e164 for n in pool.numbers])
+
+    async def lease(self, site: Site, pool: Pool, sid: str, now_ms: int | None = None,
+                    allocate: bool = True) -> Lease:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        number, outcome = await self.scripts(
+            "allocate", self.keys.pool(site.id, pool.id), sid, now_ms, self.config.hold_ms,
+            pool.on_exhausted, self.history_ms, utc_day(now_ms), "1" if allocate else "0",
+        )
+        outcome = _text(outcome)
+        metrics.LEASES.labels(site.id, pool.id, outcome).inc()
+        shown = _text(number) if number else pool.replace.e164
+        return Lease(pool.id, pool.replace.e164, shown, outcome)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

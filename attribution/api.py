@@ -1,0 +1,283 @@
+"""The private routes (``Authorization: Bearer <site key>``): calls, lookup, conversions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import phonenumbers
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from . import outbox
+from .services import Services, services
+from .calls import Prepared
+from .cdr import CdrError, CdrNotFinal, ParseContext, parse
+from .config import Site
+from .errors import ApiError, BadRequest, NotFound
+from .tracking import _decode
+from .web import json_object, json_response, read_body, site_for_key
+
+BATCH_LIMIT = 1024 * 1024
+STATUSES = ("answered", "missed", "busy", "failed")
+CSV_COLUMNS = ("call_id", "started_at", "direction", "status", "caller", "called", "duration",
+               "billsec", "match", "candidates", "pool", "source", "medium", "campaign",
+               "keyword", "region", "landing_page", "device", "time_on_site",
+               "first_time_caller", "recording_url")
+
+
+# ---------------------------------------------------------------- POST /v1/calls
+
+
+async def post_calls(request: Request) -> Response:
+    svc = services(request)
+    site = site_for_key(svc.config, request)
+    body = await read_body(request, max(BATCH_LIMIT, svc.config.server.max_body_bytes))
+    ctype = request.headers.get("content-type", "")
+    fmt = request.query_params.get("format") or None
+    ctx = ParseContext(site.country, site.timezone, site.asterisk_called)
+    try:
+        results = parse(body, ctype, ctx, fmt)
+    except CdrError as exc:
+        raise BadRequest(exc.detail, field=exc.field) from None
+    batch = _is_batch(body, ctype, fmt)
+    if not batch:
+        if not results:
+            raise BadRequest("no call record in the body", field="body")
+        only = results[0]
+        if isinstance(only, CdrNotFinal):
+            return json_response({"ignored": True, "detail": only.detail}, 202)
+        if isinstance(only, CdrError):
+            raise BadRequest(only.detail, field=only.field)
+        prepared = svc.calls.prepare(site, only)
+        (result,) = await svc.calls.ingest(site, [prepared])
+        return json_response(result)
+
+    out: list[dict[str, Any] | None] = [None] * len(results)
+    ready: list[tuple[int, Prepared]] = []
+    for i, item in enumerate(results):
+        if isinstance(item, CdrNotFinal):
+            out[i] = {"index": i, "ignored": True, "detail": item.detail}
+        elif isinstance(item, CdrError):
+            out[i] = {"index": i, "error": "bad_record", "field": item.field,
+                      "detail": item.detail}
+        else:
+            try:
+                ready.append((i, svc.calls.prepare(site, item)))
+            except ApiError as exc:
+                out[i] = {"index": i, **exc.body()}
+    answers = await svc.calls.ingest(site, [p for _, p in ready])
+    for (i, _), ans in zip(ready, answers, strict=True):
+        out[i] = ans
+    failed = sum(1 for o in out if o and "error" in o)
+    status = 400 if failed and not ready else 200
+    return json_response({"calls": out, "stored": len(ready), "failed": failed}, status)
+
+
+def _is_batch(body: bytes, ctype: str, fmt: str | None) -> bool:
+    if fmt == "asterisk-csv" or "csv" in ctype:
+        return True
+    return body.lstrip()[:1] == b"[" or b"\n{" in body.strip()
+
+
+# ---------------------------------------------------------------- GET /v1/calls
+
+
+def _time_param(request: Request, name: str, site: Site) -> int | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return int(float(text) * 1000)
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be ISO 8601 (2026-11-24 or 2026-11-24T09:00:00+02:00) "
+                         "or Unix seconds", field=name) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=site.timezone)
+    return int(dt.timestamp() * 1000)
+
+
+def parse_number(text: str, site: Site, field: str) -> str:
+    try:
+        num = phonenumbers.parse(text, site.country)
+    except phonenumbers.NumberParseException:
+        raise BadRequest(f"{text!r} is not a phone number", field=field) from None
+    if not phonenumbers.is_possible_number(num):
+        raise BadRequest(f"{text!r} is not a possible phone number", field=field)
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def call_filter(request: Request, site: Site) -> Callable[[dict[str, Any]], bool]:
+    q = request.query_params
+    wanted: dict[str, str] = {}
+    for name in ("status", "source", "medium", "campaign", "pool", "match", "direction"):
+        if q.get(name):
+            wanted[name] = q[name]
+    if "status" in wanted and wanted["status"] not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", field="status")
+    caller = parse_number(q["caller"], site, "caller") if q.get("caller") else None
+
+    def keep(rec: dict[str, Any]) -> bool:
+        if caller and rec.get("caller") != caller:
+            return False
+        return all(str(rec.get(k, "")).lower() == v.lower() for k, v in wanted.items())
+
+    return keep
+
+
+async def list_calls(request: Request) -> Response:
+    svc = services(request)
+    site = site_for_key(svc.config, request)
+    start = _time_param(request, "from", site) or 0
+    end = _time_param(request, "to", site) or int(time.time() * 1000) + 86_400_000
+    try:
+        limit = min(1000, max(1, int(request.query_params.get("limit", "100"))))
+    except ValueError:
+        raise BadRequest("limit must be a whole number", field="limit") from None
+    keep = call_filter(request, site)
+    cursor = request.query_params.get("cursor")
+    after: tuple[int, str] | None = None
+    if cursor:
+        ms, _, cid = cursor.partition(":")
+        if not ms.isdigit() or not cid:
+            raise BadRequest("cursor is not one this server gave", field="cursor")
+        after, end = (int(ms), cid), min(end, int(ms))
+    if "text/csv" in request.headers.get("accept", ""):
+        return StreamingResponse(_csv_rows(svc, site, start, end, keep), media_type="text/csv",
+                                 headers={"Content-Disposition":
+                                          f'attachment; filename="calls-{site.id}.csv"'})
+    rows: list[dict[str, Any]] = []
+    more = False
+    async for rec in _scan(svc, site, start, end, after):
+        if not keep(rec):
+            continue
+        if len(rows) == limit:
+            more = True
+            break
+        rows.append(rec)
+    next_cursor = f"{rows[-1]['started_ms']}:{rows[-1]['call_id']}" if more and rows else None
+    return json_response({"calls": rows, "next_cursor": next_cursor})
+
+
+async def _scan(svc: Services, site: Site, start: int, end: int,
+                after: tuple[int, str] | None = None) -> Any:
+    """Records newest first; ``after`` skips up to and including a cursor's call."""
+    offset = 0
+    while True:
+        chunk = await svc.calls.between(site, start, end, offset=offset, count=500)
+        if not chunk:
+            return
+        offset += len(chunk)
+        for rec in chunk:
+            if after and rec["started_ms"] == after[0] and rec["call_id"] >= after[1]:
+                continue
+            yield rec
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+async def _csv_rows(svc: Services, site: Site, start: int, end: int,
+                    keep: Callable[[dict[str, Any]], bool]) -> Any:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    async for rec in _scan(svc, site, start, end):
+        if keep(rec):
+            writer.writerow([csv_cell(rec.get(c)) for c in CSV_COLUMNS])
+        if buf.tell() > 32_768:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def rows_as_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(columns)
+    for rec in rows:
+        writer.writerow([csv_cell(rec.get(c)) for c in columns])
+    yield buf.getvalue()
+
+
+# ---------------------------------------------------------------- lookup
+
+
+async def lookup(request: Request) -> Response:
+    """The session behind a ringing tracking number, for live routing in the PBX."""
+    svc = services(request)
+    site = site_for_key(svc.config, request)
+    called_text = request.query_params.get("called")
+    if not called_text:
+        raise BadRequest("called is required (the dialled tracking number)", field="called")
+    called = parse_number(called_text, site, "called")
+    caller = parse_number(request.query_params["caller"], site, "caller") \
+        if request.query_params.get("caller") else ""
+    route = svc.matcher.route(called)
+    if route.site is not None and route.site.id != site.id:
+        raise NotFound("that number is not one of this site's", field="called")
+    now_ms = int(time.time() * 1000)
+    match = await svc.matcher.match(site, called, caller, now_ms)
+    out: dict[str, Any] = {"called": called, "match": match.kind,
+                           "pool": match.pool.id if match.pool else None,
+                           "candidates": match.candidates, "sid": match.sid or None}
+    visit = {k: "" for k in ("source", "medium", "campaign", "keyword", "region", "device",
+                             "landing_page", "last_page")}
+    if match.static:
+        visit.update(source=match.static.source, medium=match.static.medium,
+                     campaign=match.static.campaign, keyword=match.static.keyword,
+                     region=match.static.region)
+    elif match.sid:
+        rec = _decode(await svc.redis.hgetall(svc.keys.session(match.sid)))
+        visit.update({k: rec.get(k, "") for k in visit})
+    out.update(visit)
+    if caller:
+        out["first_time_caller"] = not await svc.redis.hexists(
+            svc.keys.site(site.id) + ":callers", caller)
+    return json_response(out)
+
+
+# ---------------------------------------------------------------- conversions
+
+
+async def conversion(request: Request) -> Response:
+    svc = services(request)
+    site = site_for_key(svc.config, request)
+    call_id = request.path_params["call_id"]
+    body = await json_object(request, svc.config.server.max_body_bytes)
+    value = body.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise BadRequest("value must be a number ≥ 0", field="value")
+    currency = body.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise BadRequest("currency must be an ISO 4217 code such as 'USD'", field="currency")
+    tx = body.get("transaction_id", call_id)
+    if not isinstance(tx, str) or not tx or len(tx) > 100:
+        raise BadRequest("transaction_id must be a string of 1–100 characters",
+                         field="transaction_id")
+    call = await svc.calls.get(site, call_id)
+    if call is None:
+        raise NotFound(f"no call {call_id!r} in this site's log", field="call_id")
+    if site.ga4 is None or not call.get("ga_client_id"):
+        raise ApiError("this call has no GA client id, so GA4 cannot take its value",
+                       field="call_id", status=409)
+    new = await outbox.enqueue_conversion(svc.redis, svc.keys, site.id, call_id, float(value),
+                                          currency.upper(), tx)
+    return json_response({"call_id": call_id, "transaction_id": tx, "queued": new,
+                          "duplicate": not new}, 202 if new else 200)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

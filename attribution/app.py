@@ -1,0 +1,154 @@
+"""The Starlette application: routes, and the lifespan that owns clients and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from . import api, metrics, outbox
+from .config import Config
+from .geo import GeoIP, client_ip
+from .keys import Keys
+from .redis_store import AnyRedis
+from .services import GA4_ENDPOINT, Services, services
+from .sessions import Signer
+from .web import (
+    EXCEPTION_HANDLERS,
+    AccessLog,
+    cors_headers,
+    json_object,
+    json_response,
+    preflight,
+)
+
+log = logging.getLogger("callpath")
+
+
+def _static(name: str) -> bytes:
+    return resources.files("attribution.static").joinpath(name).read_bytes()
+
+
+# ---------------------------------------------------------------- routes
+
+
+async def healthz(request: Request) -> Response:
+    svc = services(request)
+    try:
+        await asyncio.wait_for(svc.redis.ping(), 2)
+    except Exception as exc:  # any Redis failure means unhealthy
+        return json_response({"status": "unhealthy", "redis": type(exc).__name__}, 503)
+    return json_response({"status": "ok"})
+
+
+async def metrics_route(request: Request) -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+async def snippet(request: Request) -> Response:
+    body: bytes = request.app.state.snippet
+    etag = request.app.state.snippet_etag
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=300",
+               "Access-Control-Allow-Origin": "*"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, headers=headers, media_type="application/javascript")
+
+
+async def demo(request: Request) -> Response:
+    return HTMLResponse(_static("demo.html"))
+
+
+async def start_session(request: Request) -> Response:
+    svc = services(request)
+    body = await json_object(request, svc.config.server.max_body_bytes)
+    site = svc.tracker.site(body)
+    cors = cors_headers(site, request)
+    ip = client_ip(request.client.host if request.client else None, request.headers,
+                   svc.config.server.trusted_proxies)
+    if not (isinstance(body.get("sid"), str) and svc.signer.verify(site.id, body["sid"])):
+        await svc.tracker.check_rate(ip)
+    assignment = await svc.tracker.start(site, body, request.headers.get("user-agent", ""), ip)
+    return json_response(assignment.body(), headers=cors)
+
+
+async def sessions_preflight(request: Request) -> Response:
+    return preflight(services(request).config, request)
+
+
+async def ping(request: Request) -> Response:
+    svc = services(request)
+    body = await json_object(request, svc.config.server.max_body_bytes)
+    sid = request.path_params["sid"]
+    answer = await svc.tracker.ping(sid, body)
+    record = await svc.tracker.record(sid)
+    site = svc.config.site(record.get("site", ""))
+    headers = cors_headers(site, request) if site else {}
+    return json_response(answer, headers=headers)
+
+
+ROUTES = [
+    Route("/healthz", healthz),
+    Route("/metrics", metrics_route),
+    Route("/snippet.js", snippet),
+    Route("/demo", demo),
+    Route("/v1/sessions", start_session, methods=["POST"]),
+    Route("/v1/sessions", sessions_preflight, methods=["OPTIONS"]),
+    Route("/v1/sessions/{sid}/ping", ping, methods=["POST"]),
+    Route("/v1/sessions/{sid}/ping", sessions_preflight, methods=["OPTIONS"]),
+    Route("/v1/calls", api.post_calls, methods=["POST"]),
+    Route("/v1/calls", api.list_calls, methods=["GET"]),
+    Route("/v1/calls/{call_id}/conversion", api.conversion, methods=["POST"]),
+    Route("/v1/lookup", api.lookup, methods=["GET"]),
+]
+
+
+def create_app(config: Config, redis: AnyRedis, *, keys: Keys | None = None,
+               signer: Signer, geoip: GeoIP | None = None,
+               ga4_endpoint: str = GA4_ENDPOINT, run_worker: bool = True,
+               extra_routes: list[Route] | None = None) -> Starlette:
+    """The app for a loaded config and a Redis client (embedded, URL or Cluster)."""
+    svc = Services(config, redis, keys or Keys(), signer, geoip or GeoIP(None),
+                   ga4_endpoint, run_worker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        svc.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
+                                     limits=httpx.Limits(max_keepalive_connections=20))
+        await svc.allocator.sync()
+        for start in app.state.on_start:
+            svc.tasks.append(asyncio.create_task(start(svc)))
+        try:
+            yield
+        finally:
+            for task in svc.tasks:
+                task.cancel()
+            for task in svc.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            svc.tasks.clear()
+            await svc.http.aclose()
+            await svc.redis.aclose()     # the app owns the client it was given
+
+    routes = ROUTES + list(extra_routes or [])
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
+                    middleware=[Middleware(AccessLog)], lifespan=lifespan)
+    app.state.services = svc
+    app.state.on_start = []
+    outbox.install(app)
+    snippet_body = _static("snippet.js")
+    app.state.snippet = snippet_body
+    app.state.snippet_etag = '"' + hashlib.sha256(snippet_body).hexdigest()[:16] + '"'
+    return app

@@ -1,0 +1,388 @@
+"""``callpath import-cdr FILE``: bulk ingest of a PBX export, idempotent by call id.
+
+The file is streamed: a worker thread reads and parses the next batch while the
+event loop stores the previous ones, a couple of batches in flight, each one a few
+pipelined round trips (``CallLog.ingest_new``).  Order still holds where it matters:
+a batch that shares a caller (or a call id) with a batch in flight waits for it, so
+first-time-caller flags and the caller history used to resolve shared numbers come
+out as if the file were stored row by row.
+
+Rows that cannot be stored (a malformed record, another site's number) are listed
+with their line numbers after the run; everything else is stored.  Importing the
+same file again stores nothing new: the call log answers with the first record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from .calls import Prepared
+    from .config import Config, Site
+    from .services import Services
+
+FORMATS = ("asterisk-csv", "json", "freeswitch-json")
+BATCH = 1000
+IN_FLIGHT = 2
+SHOW_FAILURES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    line: int            # line (CSV, JSON lines) or record number the parser gave
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"line {self.line}: {where}{self.reason}"
+
+
+@dataclass
+class ImportResult:
+    read: int = 0          # records read from the file
+    new: int = 0           # stored by this run
+    duplicate: int = 0     # already in the call log (same site and call id)
+    skipped: int = 0       # well-formed but not a call to store (interim status, B leg…)
+    failed: int = 0        # parse errors and refused numbers
+    failures: list[Failure] = field(default_factory=list)   # the first ``keep`` of them
+    error: str | None = None      # the file itself could not be read on from here
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.error is None
+
+    @property
+    def rate(self) -> float:
+        """Records per second over the whole run."""
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        text = (f"{self.read} read, {self.new} new, {self.duplicate} already stored, "
+                f"{self.failed} failed")
+        if self.skipped:
+            text += f", {self.skipped} skipped (not a finished call)"
+        return text
+
+
+@dataclass
+class _Chunk:
+    ready: list[tuple[int, Prepared]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    read: int = 0
+    skipped: int = 0
+    position: int = 0
+    done: bool = False
+    error: str | None = None
+
+    def conflict_keys(self) -> frozenset[str]:
+        """What makes two batches' order matter: the other party, and the call id."""
+        out = set()
+        for _, p in self.ready:
+            cdr = p.cdr
+            out.add("c" + cdr.call_id)
+            party = cdr.caller if cdr.direction == "inbound" else cdr.called
+            if party:
+                out.add("p" + party)
+        return frozenset(out)
+
+
+class _Reader:
+    """Pulls parsed records off ``iter_file`` a batch at a time (in one thread at a time)."""
+
+    def __init__(self, records: Iterator[tuple[int, Any]], svc: Services, site: Site,
+                 batch: int, position: Callable[[], int]) -> None:
+        self.records = records
+        self.svc = svc
+        self.site = site
+        self.batch = batch
+        self.position = position
+
+    def next_chunk(self) -> _Chunk:
+        from .cdr import CdrError
+        from .cdr.record import CdrNotFinal
+
+        chunk = _Chunk()
+        limit = self.batch * 4         # a run of bad rows still reports progress
+        try:
+            while len(chunk.ready) < self.batch and chunk.read < limit:
+                try:
+                    line, item = next(self.records)
+                except StopIteration:
+                    chunk.done = True
+                    break
+                chunk.read += 1
+                if isinstance(item, CdrNotFinal):
+                    chunk.skipped += 1
+                elif isinstance(item, CdrError):
+                    chunk.failures.append(Failure(line, item.field, item.detail))
+                else:
+                    try:
+                        chunk.ready.append((line, self.svc.calls.prepare(self.site, item)))
+                    except ApiError as exc:
+                        chunk.failures.append(Failure(line, exc.field, exc.detail))
+        except CdrError as exc:            # the file as a whole cannot be read on
+            chunk.error = f"{exc.field}: {exc.detail}" if exc.field else exc.detail
+            chunk.done = True
+        chunk.position = self.position()
+        return chunk
+
+
+@contextlib.contextmanager
+def _open(source: str | os.PathLike[str] | IO[bytes]
+          ) -> Iterator[tuple[IO[bytes], int, Callable[[], int]]]:
+    """The binary stream to parse, the file's size and how far into it we are.
+
+    A ``.gz`` file is read decompressed, its progress measured in compressed bytes.
+    """
+    if isinstance(source, str | os.PathLike):
+        raw: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed below
+        owned = True
+    else:
+        raw, owned = source, False
+    try:
+        try:
+            size = os.fstat(raw.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
+            size = 0
+        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        if head == b"\x1f\x8b":
+            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")
+        else:
+            stream = raw
+
+        def position() -> int:
+            try:
+                return raw.tell()
+            except (OSError, ValueError):
+                return 0
+
+        yield stream, size, position
+    finally:
+        if owned:
+            raw.close()
+
+
+async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc: Services,
+                      fmt: str | None = None, batch: int = BATCH,
+                      progress: Callable[[ImportResult, int], None] | None = None, *,
+                      in_flight: int = IN_FLIGHT, keep: int = SHOW_FAILURES) -> ImportResult:
+    """Stream a CDR file into the site's call log.
+
+    ``progress(result_so_far, total_bytes)`` is called after each batch is read and
+    after each is stored.  Failed rows are counted; the first ``keep`` are kept with
+    their line numbers and reasons.
+    """
+    from .cdr import ParseContext, iter_file
+
+    if batch < 1 or in_flight < 1:
+        raise ValueError("batch and in_flight must be at least 1")
+    result = ImportResult()
+    began = time.perf_counter()
+    ctx = ParseContext(site.country, site.timezone, site.asterisk_called)
+    loop = asyncio.get_running_loop()
+    pending: list[tuple[asyncio.Task[list[tuple[dict[str, Any], bool]]], frozenset[str]]] = []
+
+    def report(total: int) -> None:
+        result.seconds = time.perf_counter() - began
+        if progress is not None:
+            progress(result, total)
+
+    async def settle(task: asyncio.Task[list[tuple[dict[str, Any], bool]]]) -> None:
+        for _, stored in await task:
+            if stored:
+                result.new += 1
+            else:
+                result.duplicate += 1
+
+    with _open(path) as (stream, size, position):
+        reader = _Reader(iter_file(stream, ctx, fmt), svc, site, batch, position)
+        parsing: asyncio.Future[_Chunk] | None = loop.run_in_executor(None, reader.next_chunk)
+        try:
+            while parsing is not None:
+                chunk = await parsing
+                # read the next batch while this one is stored
+                parsing = (None if chunk.done
+                           else loop.run_in_executor(None, reader.next_chunk))
+                result.read += chunk.read
+                result.skipped += chunk.skipped
+                result.failed += len(chunk.failures)
+                room = keep - len(result.failures)
+                if room > 0:
+                    result.failures.extend(chunk.failures[:room])
+                result.bytes_read = max(result.bytes_read, chunk.position)
+                if chunk.error:
+                    result.error = chunk.error
+                if chunk.ready:
+                    keys = chunk.conflict_keys()
+                    while pending and (len(pending) >= in_flight
+                                       or any(keys & k for _, k in pending)):
+                        task, _ = pending.pop(0)
+                        await settle(task)
+                        report(size)
+                    items = [p for _, p in chunk.ready]
+                    pending.append((asyncio.ensure_future(svc.calls.ingest_new(site, items)),
+                                    keys))
+                    await asyncio.sleep(0)          # let it send its first pipeline
+                report(size)
+            while pending:
+                task, _ = pending.pop(0)
+                await settle(task)
+            if size and result.error is None:
+                result.bytes_read = size
+            report(size)
+        finally:
+            for task, _ in pending:
+                task.cancel()
+            for task, _ in pending:
+                with contextlib.suppress(BaseException):
+                    await task
+            if parsing is not None:                 # never close the file under the parser
+                with contextlib.suppress(BaseException):
+                    await parsing
+    return result
+
+
+# --------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "import-cdr", help="bulk ingest a CDR file with a progress bar; idempotent",
+        description="Bulk ingest a PBX export into a site's call log: each call is matched "
+                    "to the web session that held its number at that moment and stored once "
+                    "(by call id), so running the same file again stores nothing new. Rows "
+                    "that cannot be stored are listed with their line numbers; exit 1 if "
+                    "there were any. A .gz file is read as is.")
+    p.add_argument("file", help="the CDR file (Asterisk Master.csv, JSON array or lines, "
+                   "FreeSWITCH mod_json_cdr)")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="the file's format (default: detected from its content)")
+    p.add_argument("--site", help="site id (default: the config's only site)")
+    p.add_argument("--config", help="pools file (default: CALLPATH_CONFIG or pools.toml)")
+    p.add_argument("--redis", help="redis://…, unix://… or redis+cluster://… (default: "
+                   "CALLPATH_REDIS_URL, else the embedded Redis under the data dir)")
+    p.add_argument("--data-dir", help="embedded Redis data (default: CALLPATH_DATA_DIR or "
+                   ".callpath)")
+    p.add_argument("--batch", type=_batch, default=BATCH,
+                   help=f"calls per pipelined batch (default {BATCH})")
+    p.set_defaults(func=cmd_import)
+
+
+def _batch(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("a whole number of calls, at least 1")
+    return value
+
+
+def choose_site(cfg: Config, site_id: str | None) -> Site:
+    """``--site``, or the config's only site; a ValueError saying what to do otherwise."""
+    if site_id:
+        site = cfg.site(site_id)
+        if site is None:
+            raise ValueError(f"no site {site_id!r} in {cfg.path or 'the config'} "
+                             f"(sites: {', '.join(s.id for s in cfg.sites)})")
+        return site
+    if len(cfg.sites) == 1:
+        return cfg.sites[0]
+    raise ValueError(f"{cfg.path or 'the config'} describes {len(cfg.sites)} sites; say which "
+                     f"one the file belongs to with --site ({', '.join(s.id for s in cfg.sites)})")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import config as configmod
+    from .errors import ConfigError
+
+    path = args.config or os.environ.get("CALLPATH_CONFIG") or "pools.toml"
+    try:
+        cfg = configmod.load(path)
+        site = choose_site(cfg, args.site)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"callpath import-cdr: {exc}", file=sys.stderr)
+        return 2
+    file = Path(args.file)
+    if not file.is_file():
+        print(f"callpath import-cdr: {file}: no such file", file=sys.stderr)
+        return 2
+    data_dir = Path(args.data_dir or os.environ.get("CALLPATH_DATA_DIR") or ".callpath")
+    return asyncio.run(_run(args, cfg, site, file, data_dir))
+
+
+async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
+               data_dir: Path) -> int:
+    import redis
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from .geo import GeoIP
+    from .keys import Keys
+    from .redis_store import client, resolve
+    from .services import Services
+    from .sessions import Signer
+
+    console = Console(stderr=True)
+    url, embedded = resolve(args.redis, data_dir)
+    r = client(url)
+    # importing signs nothing: a throwaway secret keeps the data dir untouched
+    svc = Services(cfg, r, Keys(), Signer(secrets.token_bytes(32)), GeoIP(None),
+                   run_worker=False)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} calls/s"), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=console, transient=True,
+        disable=not console.is_terminal,
+    )
+    size = file.stat().st_size
+    task = bar.add_task(file.name, total=size or None, rate=0.0)
+
+    def progress(res: ImportResult, total: int) -> None:
+        bar.update(task, completed=res.bytes_read, total=total or None, rate=res.rate)
+
+    try:
+        with bar:
+            result = await import_file(file, site, svc, args.format, args.batch, progress)
+    except redis.RedisError as exc:
+        print(f"callpath import-cdr: Redis failed: {exc}\n  calls stored so far are kept; "
+              "run the same command again to go on (stored calls are not stored twice)",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"callpath import-cdr: {file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        await r.aclose()
+        if embedded:
+            embedded.stop()
+
+    for failure in result.failures:
+        print(f"{file}: {failure}", file=sys.stderr)
+    if result.failed > len(result.failures):
+        print(f"… and {result.failed - len(result.failures)} more failed rows", file=sys.stderr)
+    if result.error:
+        print(f"{file}: stopped reading: {result.error}", file=sys.stderr)
+    print(f"{file}: {result.summary()} — site {site.id}, {result.seconds:.1f} s, "
+          f"{result.rate:.0f} calls/s")
+    return 0 if result.ok else 1

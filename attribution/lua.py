@@ -1,0 +1,38 @@
+"""Loads the Lua scripts of ``attribution/scripts`` once and calls them by name.
+
+Scripts are called directly (EVALSHA, falling back to EVAL once when the server has
+forgotten them), never inside a Cluster pipeline, which Redis Cluster refuses.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .redis_store import AnyRedis
+
+NAMES = ("allocate", "match", "sync_pool", "ratelimit", "store_call",
+         "outbox_delivered", "outbox_dead", "outbox_retry", "outbox_requeue",
+         "enqueue_conversion")
+
+
+@cache
+def source(name: str) -> str:
+    return resources.files("attribution.scripts").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+class Scripts:
+    """The registered scripts of one Redis client."""
+
+    def __init__(self, redis: AnyRedis) -> None:
+        self._scripts = {name: redis.register_script(source(name)) for name in NAMES}
+
+    async def __call__(self, name: str, key: str, *args: Any) -> Any:
+        return await self._scripts[name](keys=[key], args=list(args))
+
+    def queue(self, pipe: Any, name: str, key: str, *args: Any) -> None:
+        """Add a script call to a (non-Cluster) pipeline; the pipeline loads it if needed."""
+        script = self._scripts[name]
+        pipe.scripts.add(script)
+        pipe.evalsha(script.sha, 1, key, *args)

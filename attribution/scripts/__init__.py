@@ -1,0 +1,1 @@
+"""Lua scripts, loaded once from this package and called by name."""

@@ -1,0 +1,59 @@
+"""Session ids: issued by the server, signed, bound to one site.
+
+A sid is ``<16 random bytes, base64url>.<HMAC-SHA256(secret, site:random)[:12], base64url>``;
+checking it costs one HMAC and a constant-time compare, and a sid of another site or
+a forged one never verifies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class Signer:
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("CALLPATH_SECRET must be at least 16 bytes")
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "Signer(secret=***)"
+
+    def _mac(self, site: str, rand: str) -> str:
+        digest = hmac.new(self._secret, f"{site}:{rand}".encode(), hashlib.sha256).digest()
+        return _b64(digest[:12])
+
+    def issue(self, site: str) -> str:
+        rand = _b64(secrets.token_bytes(16))
+        return f"{rand}.{self._mac(site, rand)}"
+
+    def verify(self, site: str, sid: object) -> bool:
+        if not isinstance(sid, str) or len(sid) > 64 or sid.count(".") != 1:
+            return False
+        rand, mac = sid.split(".")
+        return hmac.compare_digest(mac, self._mac(site, rand))
+
+
+def load_secret(data_dir: str | os.PathLike[str], env: dict[str, str] | None = None) -> bytes:
+    """``CALLPATH_SECRET``, else a secret generated once into the data dir."""
+    env = dict(os.environ) if env is None else env
+    if env.get("CALLPATH_SECRET"):
+        return env["CALLPATH_SECRET"].encode()
+    path = Path(data_dir) / "secret"
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(value)
+    return value

@@ -1,0 +1,241 @@
+"""Visitor sessions: classify the visit, pick pools, lease numbers, keep the record.
+
+The session record is a Redis hash under its own hash tag; it lives ``history_days``
+so a call imported weeks later still finds the landing page and the GA ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .allocator import Allocator, Lease
+from .config import Config, Phone, Site
+from .devices import parse_user_agent
+from . import metrics
+from .errors import BadRequest, NotFound, RateLimited
+from .geo import GeoIP, pick_region
+from .keys import Keys
+from .redis_store import AnyRedis
+from .sessions import Signer
+from .sources import Visit, classify, keep_last_non_direct
+
+MAX_URL = 2048
+GA_ID_MAX = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    sid: str | None
+    numbers: list[dict[str, str]]
+    hold_seconds: int
+    visit: dict[str, str]
+
+    def body(self) -> dict[str, Any]:
+        return {"sid": self.sid, "numbers": self.numbers, "hold_seconds": self.hold_seconds,
+                "visit": self.visit}
+
+
+def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False) -> str:
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"{name} is required", field=name)
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string", field=name)
+    if len(value) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters", field=name)
+    return value
+
+
+def _ga_id(body: Mapping[str, Any], name: str) -> str:
+    value = body.get(name)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or len(value) > GA_ID_MAX or not all(
+        c.isdigit() or c == "." for c in value
+    ):
+        raise BadRequest(f"{name} must be digits and dots, as GA writes it", field=name)
+    return value
+
+
+def pair(own: Phone, shown: Phone | str) -> dict[str, str]:
+    shown_phone = shown if isinstance(shown, Phone) else None
+    number = shown_phone.e164 if shown_phone else str(shown)
+    national = shown_phone.national if shown_phone else ""
+    return {"replace": own.e164, "number": number, "replace_national": own.national,
+            "number_national": national, "country_code": own.country_code}
+
+
+class Tracker:
+    def __init__(self, config: Config, redis: AnyRedis, allocator: Allocator, keys: Keys,
+                 signer: Signer, geoip: GeoIP) -> None:
+        self.config = config
+        self.redis = redis
+        self.allocator = allocator
+        self.keys = keys
+        self.signer = signer
+        self.geoip = geoip
+        self.ttl_ms = config.history_days * 86_400_000
+        self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
+
+    def site(self, body: Mapping[str, Any]) -> Site:
+        site_id = _str_field(body, "site", 64, required=True)
+        site = self.config.site(site_id)
+        if site is None:
+            raise NotFound(f"no site {site_id!r} is configured", field="site")
+        return site
+
+    def _numbers(self, site: Site, leases: list[Lease]) -> list[dict[str, str]]:
+        by_own = {lease.replace: lease for lease in leases}
+        out = []
+        for own in site.replace:
+            lease = by_own.get(own.e164)
+            shown: Phone | str = own
+            if lease is not None and lease.number != own.e164:
+                shown = self._phones.get(lease.number, lease.number)
+            out.append(pair(own, shown))
+        return out
+
+    async def start(self, site: Site, body: Mapping[str, Any], user_agent: str,
+                    client_ip: str | None) -> Assignment:
+        url = _str_field(body, "url", MAX_URL)
+        referrer = _str_field(body, "referrer", MAX_URL)
+        region_asked = _str_field(body, "region", 64)
+        ga_client = _ga_id(body, "ga_client_id")
+        ga_session = _ga_id(body, "ga_session_id")
+        hold_s = round(self.config.hold_minutes * 60)
+        device = parse_user_agent(user_agent)
+        current = classify(url, referrer, site.domains)
+        if device.is_bot:
+            visit = _visit_dict(current, "", device.kind)
+            return Assignment(None, [pair(o, o) for o in site.replace], hold_s, visit)
+
+        sid = body.get("sid")
+        record: dict[str, str] = {}
+        if isinstance(sid, str) and self.signer.verify(site.id, sid):
+            record = _decode(await self.redis.hgetall(self.keys.session(sid)))
+            if record.get("site") != site.id:
+                record = {}
+        if not record:
+            sid = self.signer.issue(site.id)
+        assert isinstance(sid, str)
+
+        previous = _previous_visit(record)
+        visit = keep_last_non_direct(previous, current)
+        region = ""
+        if region_asked and any(r.id == region_asked for r in site.regions):
+            region = region_asked
+        elif record.get("region_chosen") == "1":
+            region = record.get("region", "")
+        elif client_ip and site.regions:
+            region = pick_region(site.regions, self.geoip.locate(client_ip)) or ""
+        vd = _visit_dict(visit, region, device.kind)
+
+        now_ms = int(time.time() * 1000)
+        chosen = [p for p in site.choose_pools(vd).values() if p is not None]
+        leases = await asyncio.gather(
+            *(self.allocator.lease(site, pool, sid, now_ms) for pool in chosen),
+            self._save(sid, site, record, vd, url, referrer, ga_client, ga_session, device,
+                       now_ms, bool(region_asked and region == region_asked)),
+        )
+        return Assignment(sid, self._numbers(site, list(leases[:-1])), hold_s, vd)
+
+    async def _save(self, sid: str, site: Site, record: Mapping[str, str], visit: dict[str, str],
+                    url: str, referrer: str, ga_client: str, ga_session: str, device: Any,
+                    now_ms: int, region_chosen: bool) -> None:
+        fields: dict[str, str | int] = {
+            "last_page": url, "last_seen": now_ms,
+            "source": visit["source"], "medium": visit["medium"],
+            "campaign": visit["campaign"], "keyword": visit["keyword"],
+            "region": visit["region"], "device": visit["device"],
+        }
+        if region_chosen:
+            fields["region_chosen"] = "1"
+        if ga_client:
+            fields["ga_client_id"] = ga_client
+        if ga_session:
+            fields["ga_session_id"] = ga_session
+        if not record:
+            fields.update(site=site.id, first_seen=now_ms, landing_page=url, referrer=referrer,
+                          os=device.os, browser=device.browser)
+        key = self.keys.session(sid)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping=fields)
+        pipe.hincrby(key, "pages", 1)
+        pipe.pexpire(key, self.ttl_ms)
+        await pipe.execute()
+
+    async def ping(self, sid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        url = _str_field(body, "url", MAX_URL)
+        ga_session = _ga_id(body, "ga_session_id")
+        key = self.keys.session(sid)
+        record = _decode(await self.redis.hgetall(key)) if len(sid) <= 64 else {}
+        site = self.config.site(record.get("site", ""))
+        if site is None or not self.signer.verify(site.id, sid):
+            raise NotFound("unknown or expired session; start a new one", field="sid")
+        now_ms = int(time.time() * 1000)
+        chosen = [p for p in site.choose_pools(record).values() if p is not None]
+        fields: dict[str, str | int] = {"last_seen": now_ms}
+        if url:
+            fields["last_page"] = url
+        if ga_session:
+            fields["ga_session_id"] = ga_session
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping=fields)
+        if url and url != record.get("last_page"):
+            pipe.hincrby(key, "pages", 1)
+        pipe.pexpire(key, self.ttl_ms)
+        leases = await asyncio.gather(
+            *(self.allocator.lease(site, pool, sid, now_ms) for pool in chosen),
+            pipe.execute(),
+        )
+        return {"hold_seconds": round(self.config.hold_minutes * 60),
+                "numbers": self._numbers(site, list(leases[:-1]))}
+
+    async def check_rate(self, ip: str | None) -> None:
+        """At most ``sessions_per_minute`` new sessions per client address (429 beyond)."""
+        if not ip:
+            return
+        window = int(time.time() // 60)
+        key = self.keys.ratelimit(ip, window)
+        count = await self.allocator.scripts("ratelimit", key, 61_000)
+        limit = self.config.server.sessions_per_minute
+        if int(count) > limit:
+            retry = 60 - int(time.time() % 60)
+            metrics.RATE_LIMITED.inc()
+            raise RateLimited(f"more than {limit} new sessions a minute from this address",
+                              field="client", headers={"Retry-After": str(retry)})
+
+    async def record(self, sid: str) -> dict[str, str]:
+        return _decode(await self.redis.hgetall(self.keys.session(sid)))
+
+
+def _decode(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
+
+
+def _previous_visit(record: Mapping[str, str]) -> Visit | None:
+    if not record.get("source"):
+        return None
+    return Visit(record["source"], record.get("medium", ""), record.get("campaign", ""),
+                 record.get("keyword", ""))
+
+
+def _visit_dict(visit: Visit, region: str, device: str) -> dict[str, str]:
+    return {"source": visit.source, "medium": visit.medium, "campaign": visit.campaign,
+            "keyword": visit.keyword, "region": region, "device": device}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,173 @@
+"""HTTP plumbing shared by the routes: bounded bodies, errors, CORS, keys, logs."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import Config, Site
+from .errors import ApiError, BadRequest, Forbidden, TooLarge, Unauthorized
+
+log = logging.getLogger("callpath.http")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body is {declared} bytes; the limit is {limit}", field="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"body is over the limit of {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, what: str = "body") -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}", field=what) from None
+
+
+async def json_object(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object body, whatever the content type (the snippet sends text/plain)."""
+    value = parse_json(await read_body(request, limit))
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object", field="body")
+    return value
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+                  ) -> Response:
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(text, status, headers=dict(headers or {}), media_type="application/json")
+
+
+# ---------------------------------------------------------------- errors
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return json_response(exc.body(), exc.status, exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return json_response({"error": error, "detail": str(exc.detail)}, exc.status_code,
+                         exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path,
+              type(exc).__name__, exc_info=exc)
+    return json_response({"error": "internal", "detail": "internal error; see the server log"},
+                         500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+    ApiError: api_error, HTTPException: http_error, Exception: server_error,
+}
+
+
+# ---------------------------------------------------------------- CORS and keys
+
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def allowed_host(site: Site, host: str) -> bool:
+    return bool(host) and any(host == d or host.endswith("." + d) for d in site.domains)
+
+
+def cors_headers(site: Site, request: Request) -> dict[str, str]:
+    """CORS headers for the site's own pages; 403 for a foreign Origin or Referer."""
+    origin = request.headers.get("origin")
+    if origin:
+        if not allowed_host(site, host_of(origin)):
+            raise Forbidden(f"origin {origin!r} is not one of site {site.id!r}'s domains",
+                            field="origin")
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    referer = request.headers.get("referer")
+    if referer and not allowed_host(site, host_of(referer)):
+        raise Forbidden("referer is not one of the site's domains", field="referer")
+    return {}
+
+
+def preflight(config: Config, request: Request) -> Response:
+    origin = request.headers.get("origin", "")
+    host = host_of(origin)
+    if not any(allowed_host(s, host) for s in config.sites):
+        return Response(status_code=403)
+    return Response(status_code=204, headers={
+        "Access-Control-Allow-Origin": origin, "Vary": "Origin",
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "86400",
+    })
+
+
+def site_for_key(config: Config, request: Request) -> Site:
+    """The site whose key is in ``Authorization: Bearer``; compared in constant time."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send the site's key as 'Authorization: Bearer <key>'",
+                           field="authorization",
+                           headers={"WWW-Authenticate": "Bearer"})
+    found = None
+    given = token.strip().encode()
+    for site in config.sites:
+        if site.api_key and hmac.compare_digest(given, site.api_key.encode()):
+            found = site
+    if found is None:
+        raise Unauthorized("the key is not valid for any site", field="authorization",
+                           headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+# ---------------------------------------------------------------- access log
+
+
+class AccessLog:
+    """One line per request: method, path (no query: it may hold a caller's number),
+    status and milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
+                         (time.perf_counter() - start) * 1000)

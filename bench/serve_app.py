@@ -1,0 +1,40 @@
+"""The real app plus one trivial JSON route, under uvicorn with the production settings."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from attribution import config as configmod
+from attribution.app import create_app
+from attribution.keys import Keys
+from attribution.redis_store import client
+from attribution.sessions import Signer
+from attribution.web import json_response
+
+TRIVIAL = {"sid": None, "numbers": [], "hold_seconds": 900, "visit": {}}
+
+
+async def trivial(request: Request) -> Response:
+    return json_response(TRIVIAL)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", required=True)
+    p.add_argument("--redis", required=True)
+    p.add_argument("--port", type=int, required=True)
+    args = p.parse_args()
+    cfg = configmod.load(args.config).with_secrets()
+    app = create_app(cfg, client(args.redis), keys=Keys(), signer=Signer(b"b" * 32),
+                     run_worker=False, extra_routes=[Route("/bench/trivial", trivial)])
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+                loop="uvloop", http="httptools")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""A real 3-node Redis Cluster on loopback, from the same redis-server binary."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+from redis.cluster import RedisCluster
+from support import free_port
+
+from attribution.redis_store import server_binary
+
+
+class LocalCluster:
+    def __init__(self, root: Path, nodes: int = 3) -> None:
+        self.root = root
+        self.ports = [free_port() for _ in range(nodes)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> LocalCluster:
+        for port in self.ports:
+            d = self.root / str(port)
+            d.mkdir(parents=True)
+            self.procs.append(subprocess.Popen([
+                server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--dir", str(d), "--appendonly", "no", "--save", "",
+            ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            self._wait(lambda p=port: redis.Redis(port=p).ping())
+        cli = Path(server_binary()).with_name("redis-cli")
+        subprocess.run([str(cli), "--cluster", "create",
+                        *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=60)
+        self._wait(lambda: redis.Redis(port=self.ports[0]).cluster("info")
+                   .get("cluster_state") == "ok")
+        self._wait(lambda: RedisCluster(host="127.0.0.1", port=self.ports[0]).ping())
+        return self
+
+    @staticmethod
+    def _wait(check: object, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if check():  # type: ignore[operator]
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis cluster did not come up")
+            time.sleep(0.05)
+
+    def flush(self) -> None:
+        for port in self.ports:
+            redis.Redis(port=port).flushall()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(10)

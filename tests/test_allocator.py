@@ -1,0 +1,168 @@
+"""The allocator against a real Redis: no double-booking, holds, reuse, exhaustion."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import BASE_TOML, make_config
+
+from attribution.allocator import Allocator
+from attribution.config import Config
+from attribution.keys import Keys
+from attribution.lua import Scripts
+from attribution.redis_store import client
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_800_000_000_000
+
+
+def pool_config(size: int, on_exhausted: str = "fallback", hold: float = 15) -> Config:
+    numbers = ", ".join(f'"+380 57 710 {i // 100:02d} {i % 100:02d}"' for i in range(size))
+    text = BASE_TOML.replace(
+        'numbers = ["+380 57 700 00 11", "+380 57 700 00 12", "+380 57 700 00 13"]',
+        f"numbers = [{numbers}]\n  on_exhausted = \"{on_exhausted}\"",
+    )
+    return make_config(text, hold_minutes=hold)
+
+
+async def setup(r: Any, keys: Keys, cfg: Config) -> Allocator:
+    alloc = Allocator(cfg, Scripts(r), keys)
+    await alloc.sync()
+    return alloc
+
+
+def paid(cfg: Config) -> tuple[Any, Any]:
+    site = cfg.sites[0]
+    pool = site.pool("paid")
+    assert pool is not None
+    return site, pool
+
+
+async def test_same_visitor_keeps_their_number(r: Any, keys: Keys) -> None:
+    cfg = pool_config(3)
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    first = await alloc.lease(site, pool, "sid-a", T0)
+    again = await alloc.lease(site, pool, "sid-a", T0 + 60_000)
+    other = await alloc.lease(site, pool, "sid-b", T0 + 61_000)
+    assert first.outcome == "new" and again.outcome == "held"
+    assert again.number == first.number
+    assert other.number != first.number
+
+
+async def test_fractional_hold_expires_and_least_recently_released_is_reused(
+        r: Any, keys: Keys) -> None:
+    cfg = pool_config(2, hold=0.5)          # 30 seconds
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    a = await alloc.lease(site, pool, "a", T0)
+    b = await alloc.lease(site, pool, "b", T0 + 10_000)
+    full = await alloc.lease(site, pool, "c", T0 + 29_000)
+    assert full.outcome == "fallback" and full.number == pool.replace.e164
+    # a's lease ran out at T0+30s, b's at T0+40s: at T0+45s both are free again and the
+    # one released first (a's) is given first
+    d = await alloc.lease(site, pool, "d", T0 + 45_000)
+    e = await alloc.lease(site, pool, "e", T0 + 45_001)
+    assert (d.number, e.number) == (a.number, b.number)
+    # a ping keeps a lease alive past its original hold
+    await alloc.lease(site, pool, "d", T0 + 70_000, allocate=False)
+    late = await alloc.lease(site, pool, "f", T0 + 80_000)
+    assert late.number == e.number
+
+
+async def test_share_oldest_shares_the_least_active_lease(r: Any, keys: Keys) -> None:
+    cfg = pool_config(2, on_exhausted="share-oldest")
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    a = await alloc.lease(site, pool, "a", T0)
+    b = await alloc.lease(site, pool, "b", T0 + 1_000)
+    await alloc.lease(site, pool, "a", T0 + 2_000)          # a pings: b is now the oldest
+    c = await alloc.lease(site, pool, "c", T0 + 3_000)
+    assert c.outcome == "shared" and c.number == b.number
+    assert a.number != b.number
+    stats = await r.hgetall(keys.pool_stats(site.id, pool.id, "2027-01-15"))
+    assert int(stats[b"shared"]) == 1 and int(stats[b"new"]) == 2
+
+
+async def test_a_lost_lease_is_reported_on_a_ping_only(r: Any, keys: Keys) -> None:
+    cfg = pool_config(1, hold=1)
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    await alloc.lease(site, pool, "a", T0)
+    lost = await alloc.lease(site, pool, "a", T0 + 120_000, allocate=False)
+    assert lost.outcome == "lost"
+
+
+async def test_200_concurrent_allocations_on_50_numbers_never_double_book(
+        redis_url: str, r: Any, keys: Keys) -> None:
+    cfg = pool_config(50)
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    clients = [client(redis_url) for _ in range(8)]
+    allocators = [Allocator(cfg, Scripts(c), keys) for c in clients]
+    leases = await asyncio.gather(*(
+        allocators[i % 8].lease(site, pool, f"sid-{i}", T0 + random.randint(0, 1000))
+        for i in range(200)
+    ))
+    for c in clients:
+        await c.aclose()
+    given_out = [x.number for x in leases if x.outcome == "new"]
+    assert len(given_out) == 50 == len(set(given_out))
+    assert sum(1 for x in leases if x.outcome == "fallback") == 150
+
+
+OPS = st.lists(
+    st.tuples(st.sampled_from(["lease", "ping", "tick"]), st.integers(0, 79),
+              st.integers(1, 400_000)),
+    min_size=20, max_size=120,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=OPS)
+def test_no_number_is_ever_held_by_two_live_sessions(redis_url: str, ops: list[Any]) -> None:
+    """Random interleavings of new sessions, pings and the clock moving on (fallback pool)."""
+
+    async def run() -> None:
+        c = client(redis_url)
+        await c.flushall()
+        cfg = pool_config(50, hold=5)
+        keys = Keys("prop")
+        alloc = Allocator(cfg, Scripts(c), keys)
+        await alloc.sync()
+        site, pool = paid(cfg)
+        now = T0
+        holders: dict[str, tuple[str, int]] = {}        # sid -> (number, expires)
+        for op, who, step in ops:
+            sid = f"s{who}"
+            if op == "tick":
+                now += step
+                continue
+            lease = await alloc.lease(site, pool, sid, now, allocate=(op == "lease"))
+            if lease.outcome in ("new", "held"):
+                holders[sid] = (lease.number, now + cfg.hold_ms)
+            else:
+                holders.pop(sid, None)
+            live = [n for n, exp in holders.values() if exp > now]
+            assert len(live) == len(set(live)), f"double-booked at {now}: {live}"
+        await c.aclose()
+
+    asyncio.run(run())
+
+
+async def test_sync_adds_and_removes_configured_numbers(r: Any, keys: Keys) -> None:
+    cfg = pool_config(3)
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    held = await alloc.lease(site, pool, "a", T0)
+    smaller = pool_config(2)
+    await Allocator(smaller, Scripts(r), keys).sync()
+    free = {m.decode() for m in await r.zrange(keys.pool_free(site.id, pool.id), 0, -1)}
+    assert held.number not in free
+    assert len(free) == 1

@@ -1,0 +1,152 @@
+"""POST /v1/sessions and pings over real HTTP, on a real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from support import BASE_TOML, CHROME_UA, GOOGLEBOT_UA, LiveServer, build_app, make_config
+
+from attribution.keys import Keys
+
+KEYS = Keys("cptest")
+PAID_URL = "https://acme.example/?utm_source=google&utm_medium=cpc&utm_campaign=spring"
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    c.flushall()
+    yield c
+    c.flushall()
+    c.close()
+
+
+@pytest.fixture
+def server(redis_url: str, sync_redis: redis.Redis) -> Iterator[LiveServer]:
+    with LiveServer(build_app(redis_url)) as srv:
+        yield srv
+
+
+def start(srv: LiveServer, ua: str = CHROME_UA, **body: Any) -> httpx.Response:
+    payload = {"site": "acme", "url": PAID_URL, "referrer": ""} | body
+    return httpx.post(f"{srv.url}/v1/sessions", json=payload,
+                      headers={"User-Agent": ua, "Origin": "https://acme.example"})
+
+
+def free_count(r: redis.Redis, pool: str) -> int:
+    return int(r.zcard(KEYS.pool_free("acme", pool)))
+
+
+def test_paid_visitor_gets_a_tracking_number_and_keeps_it(server: LiveServer) -> None:
+    first = start(server)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["visit"] | {"device": ""} == {"source": "google", "medium": "cpc",
+                                             "campaign": "spring", "keyword": "",
+                                             "region": "", "device": ""}
+    numbers = {n["replace"]: n for n in body["numbers"]}
+    assert numbers["+380577000000"]["number"] in ("+380577000011", "+380577000012",
+                                                  "+380577000013")
+    assert numbers["+380577000000"]["number_national"].startswith("57700001")
+    assert numbers["+380800300100"]["number"].startswith("+38080030010")
+    assert body["hold_seconds"] == 900
+    assert first.headers["access-control-allow-origin"] == "https://acme.example"
+    again = start(server, sid=body["sid"], url="https://acme.example/catalog")
+    assert again.json()["sid"] == body["sid"]
+    assert again.json()["numbers"] == body["numbers"]
+    assert again.json()["visit"]["medium"] == "cpc"      # a direct return keeps the source
+
+
+def test_ping_keeps_the_lease_and_records_the_page(server: LiveServer,
+                                                   sync_redis: redis.Redis) -> None:
+    body = start(server).json()
+    sid = body["sid"]
+    ping = httpx.post(f"{server.url}/v1/sessions/{sid}/ping",
+                      content=b'{"url": "https://acme.example/cart", "ga_session_id": "1700000000"}',
+                      headers={"Content-Type": "text/plain", "Origin": "https://acme.example"})
+    assert ping.status_code == 200, ping.text
+    assert ping.json()["numbers"] == body["numbers"]
+    record = sync_redis.hgetall(KEYS.session(sid))
+    assert record[b"last_page"] == b"https://acme.example/cart"
+    assert record[b"ga_session_id"] == b"1700000000"
+    assert record[b"landing_page"] == PAID_URL.encode()
+
+
+def test_bots_see_own_numbers_and_hold_nothing(server: LiveServer,
+                                               sync_redis: redis.Redis) -> None:
+    before = free_count(sync_redis, "paid")
+    body = start(server, ua=GOOGLEBOT_UA).json()
+    assert body["sid"] is None
+    assert all(n["number"] == n["replace"] for n in body["numbers"])
+    assert free_count(sync_redis, "paid") == before
+
+
+def test_forged_or_foreign_sid_is_never_honoured(server: LiveServer) -> None:
+    real = start(server).json()["sid"]
+    forged = real[:-2] + ("AA" if not real.endswith("AA") else "BB")
+    fresh = start(server, sid=forged).json()
+    assert fresh["sid"] not in (forged, real)
+    ping = httpx.post(f"{server.url}/v1/sessions/{forged}/ping", json={"url": "x"})
+    assert ping.status_code == 404
+    assert ping.json()["error"] == "not_found" and ping.json()["field"] == "sid"
+
+
+def test_unknown_site_allocates_nothing(server: LiveServer, sync_redis: redis.Redis) -> None:
+    before = free_count(sync_redis, "paid")
+    resp = start(server, site="nope")
+    assert resp.status_code == 404
+    assert resp.json() == {"error": "not_found", "detail": "no site 'nope' is configured",
+                           "field": "site"}
+    assert free_count(sync_redis, "paid") == before
+
+
+def test_foreign_origin_is_refused(server: LiveServer) -> None:
+    resp = httpx.post(f"{server.url}/v1/sessions", json={"site": "acme", "url": PAID_URL},
+                      headers={"Origin": "https://evil.example", "User-Agent": CHROME_UA})
+    assert resp.status_code == 403 and resp.json()["field"] == "origin"
+    assert "access-control-allow-origin" not in resp.headers
+    ok = httpx.post(f"{server.url}/v1/sessions", json={"site": "acme", "url": PAID_URL},
+                    headers={"Origin": "http://shop.acme.example:8080", "User-Agent": CHROME_UA})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(("body", "field", "status"), [
+    (b"{not json", "body", 400),
+    (b"[1, 2]", "body", 400),
+    (b'{"site": "acme", "url": 5}', "url", 400),
+    (b'{"site": "acme", "ga_client_id": "<script>"}', "ga_client_id", 400),
+    (b'{"url": "https://acme.example/"}', "site", 400),
+    (b'{"site": "acme", "url": "' + b"x" * 70_000 + b'"}', "body", 413),
+])
+def test_bad_bodies_get_a_clear_error(server: LiveServer, body: bytes, field: str,
+                                      status: int) -> None:
+    resp = httpx.post(f"{server.url}/v1/sessions", content=body,
+                      headers={"User-Agent": CHROME_UA})
+    assert resp.status_code == status
+    assert resp.json()["field"] == field
+    assert set(resp.json()) >= {"error", "detail"}
+    assert "Traceback" not in resp.text
+
+
+def test_new_sessions_are_rate_limited_per_address(redis_url: str,
+                                                   sync_redis: redis.Redis) -> None:
+    cfg = make_config(BASE_TOML + "\n[server]\nsessions_per_minute = 3\n")
+    with LiveServer(build_app(redis_url, cfg)) as srv:
+        codes = [start(srv).status_code for _ in range(3)]
+        limited = start(srv)
+    assert codes == [200, 200, 200]
+    assert limited.status_code == 429
+    assert 0 < int(limited.headers["retry-after"]) <= 60
+
+
+def test_health_metrics_and_unknown_routes(server: LiveServer) -> None:
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    start(server)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "callpath_leases_total" in metrics
+    missing = httpx.get(f"{server.url}/nope")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
