@@ -245,7 +245,7 @@ async def lookup(request: Request) -> Response:
     out.update(visit)
     if caller:
         out["first_time_caller"] = not await svc.redis.hexists(
-            svc.keys.site(site.id) + ":callers", caller)
+            svc.keys.callers(site.id), caller)
     return json_response(out)
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from . import api, metrics, outbox
+from . import api, metrics, outbox, reports
 from .config import Config
 from .geo import GeoIP, client_ip
 from .keys import Keys
@@ -112,6 +112,7 @@ ROUTES = [
     Route("/v1/calls", api.list_calls, methods=["GET"]),
     Route("/v1/calls/{call_id}/conversion", api.conversion, methods=["POST"]),
     Route("/v1/lookup", api.lookup, methods=["GET"]),
+    *reports.ROUTES,
 ]
 
 

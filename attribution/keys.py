@@ -21,6 +21,8 @@ Keys under a site prefix (``S``):
   ``S:call:<id>``   STRING the call record (JSON)
   ``S:calls``       ZSET call id → started ms (the log, newest last)
   ``S:callers``     HASH caller → first call id (first-time caller)
+  ``S:contact``     HASH caller → ms of the latest answered or returned call (a callback)
+  ``S:revenue``     HASH call id → money a CRM reported for it (conversions)
   ``S:lastsid``     HASH caller → sid of their latest attributed call
   ``S:unanswered``  ZSET caller → missed call ms (nobody called back yet)
   ``S:outbox``      STREAM events owed to GA4 (consumer group ``ga4``)
@@ -81,6 +83,15 @@ class Keys:
 
     def unanswered(self, site: str) -> str:
         return f"{self.site(site)}:unanswered"
+
+    def callers(self, site: str) -> str:
+        return f"{self.site(site)}:callers"
+
+    def contact(self, site: str) -> str:
+        return f"{self.site(site)}:contact"
+
+    def revenue(self, site: str) -> str:
+        return f"{self.site(site)}:revenue"
 
     def lastsid(self, site: str) -> str:
         return f"{self.site(site)}:lastsid"

@@ -298,14 +298,14 @@ class Worker:
             raise
         except Exception as exc:  # settling failed (Redis): the entry stays pending
             outcome = f"unsettled ({type(exc).__name__}: {exc}); reclaimed later"
-            log.warning("ga4 site=%s event=%s outcome=%s attempt=%d ms=%d", site.id, event,
-                        outcome, attempt, (time.monotonic() - t0) * 1000)
+            log.warning("ga4 site=%s event=%s outcome=%s attempt=%d ms=%d worker=%s", site.id,
+                        event, outcome, attempt, (time.monotonic() - t0) * 1000, self.name)
             return outcome
         ms = (time.monotonic() - t0) * 1000
         level = logging.INFO if outcome in ("delivered", "duplicate skipped") else \
             logging.WARNING
-        log.log(level, "ga4 site=%s event=%s outcome=%s attempt=%d ms=%d", site.id, event,
-                outcome, attempt, ms)
+        log.log(level, "ga4 site=%s event=%s outcome=%s attempt=%d ms=%d worker=%s", site.id,
+                event, outcome, attempt, ms, self.name)
         return outcome
 
     async def _handle(self, site: Site, entry_id: str, fields: dict[str, str], event: str,

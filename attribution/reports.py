@@ -628,11 +628,11 @@ def _text(value: Any) -> str:
 
 
 def _revenue_key(svc: Services, site: Site) -> str:
-    return svc.keys.site(site.id) + ":revenue"
+    return svc.keys.revenue(site.id)
 
 
 def _contact_key(svc: Services, site: Site) -> str:
-    return svc.keys.site(site.id) + ":contact"
+    return svc.keys.contact(site.id)
 
 
 async def _chunks(svc: Services, site: Site, start_ms: int, end_ms: int,

@@ -150,3 +150,39 @@ def test_health_metrics_and_unknown_routes(server: LiveServer) -> None:
     assert "callpath_leases_total" in metrics
     missing = httpx.get(f"{server.url}/nope")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+def test_region_from_geoip_via_a_trusted_proxy_and_the_site_choice_beats_it(
+        redis_url: str, sync_redis: redis.Redis, tmp_path: Any) -> None:
+    from mmdb import build_city_mmdb
+
+    from attribution.geo import GeoIP
+
+    db = build_city_mmdb(tmp_path / "city.mmdb", {
+        "46.211.0.0/16": {"country": "UA", "subdivisions": ["63"], "city": "Kharkiv"},
+        "93.72.0.0/16": {"country": "UA", "subdivisions": ["30"], "city": "Kyiv"},
+    })
+    cfg = make_config(BASE_TOML + '\n[server]\ntrusted_proxies = ["127.0.0.0/8"]\n')
+    with LiveServer(build_app(redis_url, cfg, geoip=GeoIP(db))) as srv:
+        def region_of(xff: str, **body: Any) -> dict[str, Any]:
+            resp = httpx.post(f"{srv.url}/v1/sessions", headers={
+                "User-Agent": CHROME_UA, "X-Forwarded-For": xff},
+                json={"site": "acme", "url": PAID_URL} | body)
+            assert resp.status_code == 200, resp.text
+            out: dict[str, Any] = resp.json()
+            return out
+
+        kharkiv = region_of("46.211.10.7")
+        assert kharkiv["visit"]["region"] == "kharkiv"
+        assert kharkiv["numbers"][0]["number"] in ("+380577000001", "+380577000002")
+        assert region_of("93.72.5.9")["visit"]["region"] == ""      # Kyiv: no such region
+        assert region_of("10.0.0.1")["visit"]["region"] == ""         # private: no region
+        # the site's own picker beats GeoIP
+        chosen = region_of("93.72.5.9", region="kharkiv")
+        assert chosen["visit"]["region"] == "kharkiv"
+    # an untrusted peer's X-Forwarded-For is ignored
+    with LiveServer(build_app(redis_url, make_config(), geoip=GeoIP(db))) as srv:
+        resp = httpx.post(f"{srv.url}/v1/sessions", headers={
+            "User-Agent": CHROME_UA, "X-Forwarded-For": "46.211.10.7"},
+            json={"site": "acme", "url": PAID_URL})
+        assert resp.json()["visit"]["region"] == ""

@@ -70,6 +70,8 @@ def _check_format(fmt: str | None) -> None:
 
 def parse_record(value: Any, ctx: ParseContext, fmt: str | None = None) -> Result:
     """One decoded JSON (or form) record → :class:`Cdr` or its :class:`CdrError`."""
+    if isinstance(value, CdrError):  # a record the reader could not even decode
+        return value
     try:
         if fmt == "freeswitch-json" or (fmt is None and isinstance(value, dict)
                                         and "variables" in value):
@@ -214,14 +216,13 @@ def _iter_handle(fh: IO[bytes], ctx: ParseContext, fmt: str | None,
         head = head[len(_BOM):]
     kind = fmt or file_format(suffix, head)
     raw = io.BufferedReader(_Prefixed(head, fh), buffer_size=_CHUNK)
+    json_like = head.lstrip()[:1] in (b"{", b"[")
 
-    if kind in ("asterisk-csv", "twilio"):
+    if kind == "asterisk-csv" or (kind == "twilio" and not json_like):
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
         if kind == "asterisk-csv":
             yield from iter_csv(text, ctx)
-        elif head.lstrip()[:1] in (b"{", b"["):
-            yield from _iter_records(_iter_json(_reader(raw), None), ctx, "twilio")
-        else:
+        else:  # one form-encoded callback per line
             for n, line in enumerate(text, 1):
                 if line.strip():
                     yield n, _twilio_form(line, ctx)
@@ -247,7 +248,7 @@ def _reader(raw: IO[bytes]) -> Callable[[], str]:
 def _iter_records(values: Iterable[tuple[int, Any]], ctx: ParseContext,
                   fmt: str | None) -> Iterator[tuple[int, Result]]:
     for n, value in values:
-        yield n, value if isinstance(value, CdrError) else parse_record(value, ctx, fmt)
+        yield n, parse_record(value, ctx, fmt)
 
 
 _WS = frozenset(" \t\r\n")

@@ -15,11 +15,14 @@ taken as a header and maps the columns by name instead, so ``cdr_custom`` files 
 database exports with a header line work too (``calldate`` is read as ``start``).
 
 Times are the PBX's local ``YYYY-MM-DD HH:MM:SS`` in the site's timezone; an
-unanswered call has an empty ``answer``.  Around a DST change a local time can be
-ambiguous (the repeated hour): the reading of ``start``/``answer``/``end`` that agrees
-best with the row's own ``duration`` and ``billsec`` wins, and on a tie the earlier
-instant (PEP 495 ``fold=0``).  A local time that does not exist (the skipped hour)
-is read with the offset in force before the change (also ``fold=0``).
+unanswered call has an empty ``answer``.  (A PBX with ``usegmtime=yes`` writes UTC:
+read its rows with a :class:`ParseContext` whose timezone is UTC.)
+
+Around a DST change a local time can be ambiguous (the repeated hour): the reading
+of ``start``/``answer``/``end`` that agrees best with the row's own ``duration`` and
+``billsec`` wins, and on a tie the earlier instant (PEP 495 ``fold=0``).  A local
+time that does not exist (the skipped hour) is read with the offset in force before
+the change (also ``fold=0``).
 
 Direction: a row is outbound when its ``dcontext`` contains ``outbound`` or
 ``from-internal`` (FreePBX puts calls dialled from extensions there), else inbound.
@@ -108,15 +111,25 @@ def _columns(names: Sequence[str]) -> AsteriskColumns:
                            g("uniqueid", -1))
 
 
-_U, _F = ("uniqueid",), ("userfield",)
-_LAYOUTS: dict[int, tuple[AsteriskColumns, AsteriskColumns]] = {}
-for _extra in ((), _U, _F, _U + _F):
-    for _new in ((), NEW_COLUMNS):
-        _lay = _columns(BASE_COLUMNS + _extra + _new)
-        _old = _LAYOUTS.get(_lay.width)
-        # (with uniqueid, without): 17 and 20 columns are ambiguous, the rest are not
-        _LAYOUTS[_lay.width] = (_lay, _lay) if _old is None else (
-            (_lay, _old[0]) if "uniqueid" in _extra else (_old[0], _lay))
+def _standard_layouts() -> dict[int, tuple[AsteriskColumns, AsteriskColumns]]:
+    """Width -> (layout if column 17 is a uniqueid, layout if it is not).
+
+    Only 17 and 20 columns are ambiguous (one of uniqueid/userfield); for the other
+    widths both entries are the same layout.
+    """
+    with_uid: dict[int, AsteriskColumns] = {}
+    without: dict[int, AsteriskColumns] = {}
+    for extra in ((), ("uniqueid",), ("userfield",), ("uniqueid", "userfield")):
+        for new in ((), NEW_COLUMNS):
+            lay = _columns(BASE_COLUMNS + extra + new)
+            if "uniqueid" in extra or extra == ():
+                with_uid[lay.width] = lay
+            if "uniqueid" not in extra or "userfield" in extra:
+                without[lay.width] = lay
+    return {w: (with_uid[w], without[w]) for w in with_uid}
+
+
+_LAYOUTS = _standard_layouts()
 
 
 def layout_for(row: Sequence[str]) -> AsteriskColumns:
@@ -125,9 +138,9 @@ def layout_for(row: Sequence[str]) -> AsteriskColumns:
     if pair is None:
         raise CdrError("row", f"a cdr_csv row has 16 to 21 columns, this one has {len(row)}")
     with_uid, without = pair
-    if with_uid is without:
+    if with_uid is without or _looks_like_uniqueid(row[16]):
         return with_uid
-    return with_uid if _looks_like_uniqueid(row[16]) else without
+    return without
 
 
 def _looks_like_uniqueid(value: str) -> bool:

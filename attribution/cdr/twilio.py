@@ -91,12 +91,11 @@ def parse_twilio(form: Mapping[str, str], ctx: ParseContext) -> Cdr:
     if status == "answered" and duration == 0:
         status = "missed"
 
+    answered: float | None = None
     if status == "answered":
-        answered: float | None = ended - duration
-        started = answered
+        started = answered = ended - duration
     else:
-        answered, started, duration = None, ended, 0
-    assert started is not None
+        started, duration = ended, 0
 
     recording = http_url(form.get("RecordingUrl") or None, "RecordingUrl")
     return make(call_id, "outbound" if outbound else "inbound", caller, called, started,

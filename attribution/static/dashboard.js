@@ -324,7 +324,7 @@
         const calls = data.calls[w][hour];
         const missed = data.missed[w][hour];
         const cell = h("div", {
-          class: "cell", role: "gridcell", "data-day": day, "data-hour": hour,
+          class: "cell", "data-day": day, "data-hour": hour,
           "data-value": value === null ? "" : value,
           title: `${day} ${String(hour).padStart(2, "0")}:00–${String(hour + 1).padStart(2, "0")}:00 · `
             + `${calls} call${calls === 1 ? "" : "s"}, ${missed} missed`
@@ -348,20 +348,27 @@
   }
 
   function renderLegend(mode, max) {
-    const steps = 5;
+    const isShare = mode === MODES.missed_share;
     const items = [h("span", {class: "legend-label", text: `${mode.label}:`})];
-    const zero = h("span", {class: "swatch zero"});
-    items.push(h("span", {class: "legend-item"}, zero, h("span", {text: mode === MODES.missed_share ? "0%" : "0"})));
-    for (let i = 1; i <= steps; i++) {
-      const t = i / steps;
-      const sw = h("span", {class: "swatch"});
-      sw.style.backgroundColor = shade(t, mode.hue).bg;
-      const label = mode === MODES.missed_share ? pct.format(t)
-        : (max ? `${ints.format(Math.max(1, Math.round(t * max)))}` : "–");
-      items.push(h("span", {class: "legend-item"}, sw, h("span", {text: label})));
+    items.push(h("span", {class: "legend-item"}, h("span", {class: "swatch zero"}),
+      h("span", {text: isShare ? pct.format(0) : "0"})));
+    // up to five steps, each a value a cell can hold (1, 2, 3 … for small counts)
+    const steps = [];
+    const top = isShare ? 1 : max;
+    const count = isShare ? 5 : Math.min(5, top);
+    for (let i = 1; i <= count; i++) {
+      const v = isShare ? i / count : Math.max(1, Math.round((i / count) * top));
+      if (!steps.includes(v)) steps.push(v);
     }
-    if (mode === MODES.missed_share) {
-      items.push(h("span", {class: "legend-item"}, h("span", {class: "swatch none"}), h("span", {text: "no calls"})));
+    for (const v of steps) {
+      const sw = h("span", {class: "swatch"});
+      sw.style.backgroundColor = shade(v / top, mode.hue).bg;
+      items.push(h("span", {class: "legend-item"}, sw,
+        h("span", {text: isShare ? pct.format(v) : ints.format(v)})));
+    }
+    if (isShare) {
+      items.push(h("span", {class: "legend-item"}, h("span", {class: "swatch none"}),
+        h("span", {text: "no calls"})));
     }
     $("legend").replaceChildren(...items);
   }

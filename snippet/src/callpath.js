@@ -113,46 +113,37 @@
     return out;
   };
 
-  // The page's own value of a node: what we wrote stands for what was there before.
-  const original = (node, current) => {
-    const known = originals.get(node);
-    return known && known[1] === current ? known[0] : current;
-  };
-  const put = (node, before, value, current, isHref) => {
-    if (value !== current) {
-      if (isHref) node.setAttribute('href', value);
-      else node.nodeValue = value;
-    }
-    if (value !== before) originals.set(node, [before, value]);
-    else originals.delete(node);
-  };
+  // the text of a text node, the href of an element
+  const get = (node) => (node.nodeType == 3 ? node.nodeValue : node.getAttribute('href'));
 
-  const swapHref = (el) => {
-    const current = el.getAttribute('href');
-    const before = original(el, current);
-    const out = /^\s*tel:/i.test(before) && edit(before);
-    put(el, before, out ? out.join('') : before, current, 1);
-  };
-
-  const swapText = (parts) => {
-    let text = '';
-    const spans = [];
-    for (const node of parts) {
+  // Rewrites the site numbers in the joined text of nodes (0 stands for a break), always
+  // from the page's own text: a value we wrote stands for the value it replaced.
+  const swap = (nodes) => {
+    const befores = nodes.map((node) => {
+      const current = node ? get(node) : '|';
+      const known = node && originals.get(node);
+      return known && known[1] === current ? known[0] : current;
+    });
+    const out = edit(befores.join(''));
+    let at = 0;
+    nodes.forEach((node, i) => {
+      const before = befores[i];
+      const value = out ? out.slice(at, at + before.length).join('') : before;
+      at += before.length;
       if (node) {
-        const current = node.nodeValue;
-        const before = original(node, current);
-        spans.push([node, text.length, before, current]);
-        text += before;
-      } else text += '|';
-    }
-    const out = edit(text);
-    for (const [node, from, before, current] of spans)
-      put(node, before, out ? out.slice(from, from + before.length).join('') : before, current);
+        if (value !== get(node)) {
+          if (node.nodeType == 3) node.nodeValue = value;
+          else node.setAttribute('href', value);
+        }
+        if (value !== before) originals.set(node, [before, value]);
+        else originals.delete(node);
+      }
+    });
   };
 
   // Text nodes of one block go to parts (0 marks a break); nested blocks are scanned alone.
   const collect = (el, parts) => {
-    swapHref(el);
+    if (/^\s*tel:/i.test(el.getAttribute('href'))) swap([el]);
     for (let node = el.firstChild; node; node = node.nextSibling) {
       if (node.nodeType == 3) parts.push(node);
       else if (node.nodeType == 1) {
@@ -167,7 +158,7 @@
   const scan = (el) => {
     const parts = [];
     collect(el, parts);
-    swapText(parts);
+    swap(parts);
   };
 
   const blockOf = (node) => {
