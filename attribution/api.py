@@ -15,8 +15,8 @@ from starlette.responses import Response, StreamingResponse
 
 from . import outbox
 from .services import Services, services
-from .calls import Prepared
-from .cdr import CdrError, CdrNotFinal, ParseContext, parse
+from .calls import Prepared, parse_context
+from .cdr import CdrError, CdrNotFinal, parse
 from .config import Site
 from .errors import ApiError, BadRequest, NotFound
 from .tracking import _decode
@@ -39,7 +39,7 @@ async def post_calls(request: Request) -> Response:
     body = await read_body(request, max(BATCH_LIMIT, svc.config.server.max_body_bytes))
     ctype = request.headers.get("content-type", "")
     fmt = request.query_params.get("format") or None
-    ctx = ParseContext(site.country, site.timezone, site.asterisk_called)
+    ctx = parse_context(site)
     try:
         results = parse(body, ctype, ctx, fmt)
     except CdrError as exc:

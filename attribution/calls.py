@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import metrics
+from .cdr import ParseContext
 from .cdr.record import Cdr
 from .config import Config, Site
 from .errors import Forbidden
@@ -33,6 +34,12 @@ def iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_context(site: Site) -> ParseContext:
+    """How this site's PBX writes numbers and local times."""
+    return ParseContext(site.country, site.asterisk_timezone or site.timezone,
+                        site.asterisk_called)
 
 
 def answer(record: dict[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class Site:
     statics: tuple[Static, ...] = ()
     ga4: Ga4 | None = None
     asterisk_called: str = "dst"
+    asterisk_timezone: ZoneInfo | None = None     # cdr_csv with usegmtime=yes: "UTC"
     api_key: Secret | None = field(default=None, repr=False)
 
     def pool(self, pool_id: str) -> Pool | None:
@@ -254,7 +255,7 @@ def parse_phone(text: str, country: str, path: str = "number",
 
 
 SITE_KEYS = ("id", "domains", "country", "timezone", "replace", "api_key_env", "ga4",
-             "asterisk_called", "region", "pool", "static")
+             "asterisk_called", "asterisk_timezone", "region", "pool", "static")
 POOL_KEYS = ("id", "match", "replace", "numbers", "on_exhausted", "value", "currency")
 STATIC_KEYS = ("number", "source", "medium", "campaign", "keyword", "region")
 REGION_KEYS = ("id", "geoip")
@@ -370,6 +371,13 @@ def _site(r: _Reader, raw: Mapping[str, Any], path: str, owners: dict[str, str])
         name = r.get(g, "event_name", f"{path}.ga4", str, "phone_call")
         ga4 = Ga4(mid, env, name)
     asterisk_called = r.get(raw, "asterisk_called", path, str, "dst")
+    asterisk_tz = None
+    if "asterisk_timezone" in raw:
+        name = r.get(raw, "asterisk_timezone", path, str, "UTC")
+        try:
+            asterisk_tz = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            r.err(f"{path}.asterisk_timezone", f"{name!r} is not an IANA timezone")
 
     regions = []
     region_ids: set[str] = set()
@@ -426,7 +434,7 @@ def _site(r: _Reader, raw: Mapping[str, Any], path: str, owners: dict[str, str])
                               r.get(raws, "keyword", spath, str, ""),
                               r.get(raws, "region", spath, str, "")))
     return Site(sid, tuple(d.lower() for d in domains), country, tz, tuple(own), key_env,
-                tuple(pools), tuple(regions), tuple(statics), ga4, asterisk_called)
+                tuple(pools), tuple(regions), tuple(statics), ga4, asterisk_called, asterisk_tz)
 
 
 def _pool(r: _Reader, raw: Mapping[str, Any], path: str, country: str, own: list[Phone],

@@ -3,9 +3,9 @@
 The file is streamed: a worker thread reads and parses the next batch while the
 event loop stores the previous ones, a couple of batches in flight, each one a few
 pipelined round trips (``CallLog.ingest_new``).  Order still holds where it matters:
-a batch that shares a caller (or a call id) with a batch in flight waits for it, so
-first-time-caller flags and the caller history used to resolve shared numbers come
-out as if the file were stored row by row.
+a call whose caller (or call id) is in a batch still in flight is held back for the
+next batch, so first-time-caller flags, callbacks and the caller history used to
+resolve shared numbers come out as if the file were stored row by row.
 
 Rows that cannot be stored (a malformed record, another site's number) are listed
 with their line numbers after the run; everything else is stored.  Importing the
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from .errors import ApiError
 
@@ -82,7 +82,7 @@ class ImportResult:
 
 @dataclass
 class _Chunk:
-    ready: list[tuple[int, Prepared]] = field(default_factory=list)
+    ready: list[Prepared] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     read: int = 0
     skipped: int = 0
@@ -90,16 +90,84 @@ class _Chunk:
     done: bool = False
     error: str | None = None
 
-    def conflict_keys(self) -> frozenset[str]:
-        """What makes two batches' order matter: the other party, and the call id."""
-        out = set()
-        for _, p in self.ready:
-            cdr = p.cdr
-            out.add("c" + cdr.call_id)
-            party = cdr.caller if cdr.direction == "inbound" else cdr.called
-            if party:
-                out.add("p" + party)
-        return frozenset(out)
+
+def order_keys(p: Prepared) -> tuple[str, str]:
+    """What two calls must be stored in file order for: the call id and the other party
+    (first-time caller, callbacks, the caller's last session)."""
+    cdr = p.cdr
+    party = cdr.caller if cdr.direction == "inbound" else cdr.called
+    return "c" + cdr.call_id, "p" + party if party else ""
+
+
+Flight = tuple["asyncio.Task[list[tuple[dict[str, Any], bool]]]", frozenset[str]]
+
+
+class _Flights:
+    """Batches being stored, at most ``limit`` at once, never two that share a key.
+
+    A call whose caller (or call id) is in a batch still in flight is held back, with
+    every later call of the same caller, and goes out with the next batch: callers
+    keep their file order while unrelated calls keep Redis busy.
+    """
+
+    def __init__(self, svc: Services, site: Site, limit: int, result: ImportResult) -> None:
+        self.svc = svc
+        self.site = site
+        self.limit = limit
+        self.result = result
+        self.flying: list[Flight] = []
+        self.held: list[Prepared] = []
+
+    async def settle(self, flight: Flight) -> None:
+        self.flying.remove(flight)
+        for _, stored in await flight[0]:
+            if stored:
+                self.result.new += 1
+            else:
+                self.result.duplicate += 1
+
+    async def send(self, items: list[Prepared]) -> None:
+        """Start storing ``items`` (after any held back), waiting only when it must."""
+        todo = self.held + items
+        while todo:
+            for flight in [f for f in self.flying if f[0].done()]:
+                await self.settle(flight)
+            if len(self.flying) >= self.limit:
+                await self.settle(self.flying[0])
+                continue
+            busy: set[str] = set().union(*(keys for _, keys in self.flying))
+            now: list[Prepared] = []
+            later: list[Prepared] = []
+            for p in todo:
+                keys = order_keys(p)
+                if any(k in busy for k in keys if k):
+                    busy.update(k for k in keys if k)      # its later calls wait too
+                    later.append(p)
+                else:
+                    now.append(p)
+            if now:
+                task = asyncio.create_task(self.svc.calls.ingest_new(self.site, now))
+                sent = frozenset(k for p in now for k in order_keys(p) if k)
+                self.flying.append((task, sent))
+                await asyncio.sleep(0)                     # let it send its first pipeline
+                self.held = later
+                return
+            await self.settle(self.flying[0])              # all of it waits on the oldest
+
+    async def drain(self) -> None:
+        while self.held:
+            items, self.held = self.held, []
+            await self.send(items)
+        while self.flying:
+            await self.settle(self.flying[0])
+
+    async def cancel(self) -> None:
+        for task, _ in self.flying:
+            task.cancel()
+        for task, _ in self.flying:
+            with contextlib.suppress(BaseException):
+                await task
+        self.flying = []
 
 
 class _Reader:
@@ -133,7 +201,7 @@ class _Reader:
                     chunk.failures.append(Failure(line, item.field, item.detail))
                 else:
                     try:
-                        chunk.ready.append((line, self.svc.calls.prepare(self.site, item)))
+                        chunk.ready.append(self.svc.calls.prepare(self.site, item))
                     except ApiError as exc:
                         chunk.failures.append(Failure(line, exc.field, exc.detail))
         except CdrError as exc:            # the file as a whole cannot be read on
@@ -151,7 +219,7 @@ def _open(source: str | os.PathLike[str] | IO[bytes]
     A ``.gz`` file is read decompressed, its progress measured in compressed bytes.
     """
     if isinstance(source, str | os.PathLike):
-        raw: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed below
+        raw: IO[bytes] = open(source, "rb")
         owned = True
     else:
         raw, owned = source, False
@@ -162,7 +230,7 @@ def _open(source: str | os.PathLike[str] | IO[bytes]
             size = 0
         head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
         if head == b"\x1f\x8b":
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
         else:
             stream = raw
 
@@ -196,19 +264,12 @@ async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc:
     began = time.perf_counter()
     ctx = ParseContext(site.country, site.timezone, site.asterisk_called)
     loop = asyncio.get_running_loop()
-    pending: list[tuple[asyncio.Task[list[tuple[dict[str, Any], bool]]], frozenset[str]]] = []
+    flights = _Flights(svc, site, in_flight, result)
 
     def report(total: int) -> None:
         result.seconds = time.perf_counter() - began
         if progress is not None:
             progress(result, total)
-
-    async def settle(task: asyncio.Task[list[tuple[dict[str, Any], bool]]]) -> None:
-        for _, stored in await task:
-            if stored:
-                result.new += 1
-            else:
-                result.duplicate += 1
 
     with _open(path) as (stream, size, position):
         reader = _Reader(iter_file(stream, ctx, fmt), svc, site, batch, position)
@@ -229,29 +290,14 @@ async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc:
                 if chunk.error:
                     result.error = chunk.error
                 if chunk.ready:
-                    keys = chunk.conflict_keys()
-                    while pending and (len(pending) >= in_flight
-                                       or any(keys & k for _, k in pending)):
-                        task, _ = pending.pop(0)
-                        await settle(task)
-                        report(size)
-                    items = [p for _, p in chunk.ready]
-                    pending.append((asyncio.ensure_future(svc.calls.ingest_new(site, items)),
-                                    keys))
-                    await asyncio.sleep(0)          # let it send its first pipeline
+                    await flights.send(chunk.ready)
                 report(size)
-            while pending:
-                task, _ = pending.pop(0)
-                await settle(task)
+            await flights.drain()
             if size and result.error is None:
                 result.bytes_read = size
             report(size)
         finally:
-            for task, _ in pending:
-                task.cancel()
-            for task, _ in pending:
-                with contextlib.suppress(BaseException):
-                    await task
+            await flights.cancel()
             if parsing is not None:                 # never close the file under the parser
                 with contextlib.suppress(BaseException):
                     await parsing
@@ -334,8 +380,14 @@ async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
                data_dir: Path) -> int:
     import redis
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from .geo import GeoIP
     from .keys import Keys

@@ -102,7 +102,7 @@ def visitors(visitors_per_hour: float | Sequence[float], *, days: float = 1,
     if len(profile) != 24 or any(x < 0 for x in profile):
         raise ValueError("the profile needs 24 hourly visitor counts, none negative")
     out: list[float] = []
-    hours = int(math.ceil(days * 24))
+    hours = math.ceil(days * 24)
     for h in range(hours):
         rate = profile[h % 24] / 60.0            # per minute
         end = min((h + 1) * 60.0, days * 1440.0)
@@ -390,7 +390,8 @@ Model:
 
 Examples:
   callpath simulate --visitors-per-hour 300 --numbers 5-60:5
-  callpath simulate --profile 5,3,2,2,2,5,15,40,80,120,140,150,140,130,130,120,110,100,90,80,60,40,20,10
+  callpath simulate --numbers 10-80:10 \
+      --profile 5,3,2,2,2,5,15,40,80,120,140,150,140,130,130,120,110,100,90,80,60,40,20,10
   callpath simulate --config pools.toml --site acme --pool paid --visitors-per-hour 80
 """
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import random
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 from redis.cluster import RedisCluster
-from support import free_port
 
 from attribution.redis_store import server_binary
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 class LocalCluster:
     def __init__(self, root: Path, nodes: int = 3) -> None:
         self.root = root
-        self.ports = [free_port() for _ in range(nodes)]
+        self.ports = [cluster_port() for _ in range(nodes)]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -24,6 +39,13 @@ class LocalCluster:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}"
 
     def start(self) -> LocalCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalCluster:
         for port in self.ports:
             d = self.root / str(port)
             d.mkdir(parents=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -129,10 +129,13 @@ class Standin:
 
     async def _read(self, request: Request) -> tuple[bytes, bool]:
         raw = bytearray()
-        async for chunk in request.stream():
-            raw.extend(chunk)
-            if len(raw) > ga4.LIMITS.payload_bytes:
-                return bytes(raw), True
+        try:
+            async for chunk in request.stream():
+                raw.extend(chunk)
+                if len(raw) > ga4.LIMITS.payload_bytes:
+                    return bytes(raw), True
+        except ClientDisconnect:
+            pass
         return bytes(raw), False
 
     async def _faulted(self, request: Request) -> Response | None:
@@ -184,10 +187,10 @@ class Standin:
         return body, messages
 
     async def collect(self, request: Request) -> Response:
+        raw, too_large = await self._read(request)  # first: a hang then looks for a hang-up
         faulted = await self._faulted(request)
         if faulted is not None:
             return faulted
-        raw, too_large = await self._read(request)
         query = dict(request.query_params)
         with self._lock:
             self._bodies.append(raw)
@@ -205,10 +208,10 @@ class Standin:
         return Response(status_code=204)
 
     async def debug(self, request: Request) -> Response:
+        raw, too_large = await self._read(request)
         faulted = await self._faulted(request)
         if faulted is not None:
             return faulted
-        raw, too_large = await self._read(request)
         if too_large:
             return Response(status_code=413)
         _body, messages = self._check(raw, dict(request.query_params))

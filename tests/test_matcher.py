@@ -128,3 +128,19 @@ async def test_missed_call_is_unanswered_until_returned(world: World) -> None:
                    "missed", 0, 0, None)
     await world.log.ingest(world.site, [world.log.prepare(world.site, outbound)])
     assert await world.r.zscore(world.keys.unanswered("acme"), caller) is None
+
+
+async def test_an_answered_row_upgrades_a_missed_row_with_the_same_call_id(
+        world: World) -> None:
+    caller = "+380671112255"
+    missed = await world.call("+380577000000", T0, caller=caller, call_id="ring-all",
+                              status="missed")
+    assert missed["call_id"] == "ring-all"
+    assert await world.r.zscore(world.keys.unanswered("acme"), caller) == T0
+    await world.call("+380577000000", T0, caller=caller, call_id="ring-all")
+    stored = await world.log.get(world.site, "ring-all")
+    assert stored is not None
+    assert (stored["status"], stored["billsec"]) == ("answered", 60)
+    assert stored["started_ms"] == T0 and stored["first_time_caller"] is True
+    assert await world.r.zscore(world.keys.unanswered("acme"), caller) is None
+    assert await world.r.zcard(world.keys.calls("acme")) == 1

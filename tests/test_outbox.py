@@ -331,7 +331,6 @@ async def test_counters_stay_exact_when_workers_steal_in_flight_entries(
         {rec["ga_client_id"] for rec in records}
     rows = await report(r, keys, *sorted({day_of(rec) for rec in records}))
     assert sum(row["delivered"] for row in rows) == 60
-    print("requests", standin.requests, "accepted", len(standin.accepted), rows)
     assert sum(row["dead"] for row in rows) == 0
     assert all(row["pending"] == 0 and row["consistent"] for row in rows)
     assert standin.rejected == []

@@ -3,6 +3,7 @@ matcher does, checked on hand-worked scenarios and statistically."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from attribution.simulate import (
 )
 
 # Four visits, hold 15 min (pings every 5), times in minutes:
-#   v0 0–2 calls at 1, v1 10–12 calls at 12, v2 30–32 calls at 55, v3 50–52 calls at 52.
+#   v0 0-2 calls at 1, v1 10-12 calls at 12, v2 30-32 calls at 55, v3 50-52 calls at 52.
 # Without pings each lease ends 15 min after arrival: 15, 25, 45, 65.
 STARTS = [0.0, 10.0, 30.0, 50.0]
 DURATIONS = [2.0, 2.0, 2.0, 2.0]
@@ -55,8 +56,8 @@ def test_two_numbers_by_hand() -> None:
 
 
 def test_pings_hold_a_number_and_decide_which_one_is_shared() -> None:
-    # hold 3 min, pings every minute. a: 0–2.5 pings at 1 and 2 (lease to 5);
-    # b: 0.5–0.6, no ping (lease to 3.5); c arrives at 2.2 on a full pool of 2.
+    # hold 3 min, pings every minute. a: 0-2.5 pings at 1 and 2 (lease to 5);
+    # b: 0.5-0.6, no ping (lease to 3.5); c arrives at 2.2 on a full pool of 2.
     # The oldest activity is b's, so c shares b's number (as allocate.lua does after
     # a's pings), and b's call at 3.4 lands on a number two sessions hold.
     traffic = traffic_from([0.0, 0.5, 2.2], [2.5, 0.1, 0.5], [1.0, 3.4, 2.3], hold_minutes=3)
@@ -95,7 +96,7 @@ def test_accuracy_grows_with_the_pool() -> None:
     sizes = [2, 5, 10, 20, 40, 60, 80, 100, 120]
     results = simulate(250.0, sizes, session_minutes=4.0, hold_minutes=15.0, seed=11)
     accuracy = [r.accuracy for r in results]
-    for small, large in zip(accuracy, accuracy[1:], strict=False):
+    for small, large in itertools.pairwise(accuracy):
         assert large >= small - 0.005, accuracy
     assert accuracy[-1] - accuracy[0] > 0.5
     overflow = [r.overflow for r in results]

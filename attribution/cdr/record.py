@@ -1,4 +1,4 @@
-"""The normalised call record every PBX format is read into, and the helpers they share.
+"""The normalised call record every PBX format is read into, and the functions the formats share.
 
 A :class:`Cdr` always satisfies these invariants, whatever format it came from:
 

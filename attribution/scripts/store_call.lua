@@ -14,7 +14,9 @@
 -- ARGV[11] match: exact | ambiguous | static | unattributed
 -- ARGV[12] why no GA4 event is owed ("" when one is): no_client_id | unattributed | outbound | ...
 --
--- Idempotent by call id: a second store returns the first record untouched.
+-- Idempotent by call id: a second store returns the first record untouched, except that
+-- an answered row upgrades a stored unanswered one (Asterisk writes one row per ringing
+-- phone under one uniqueid: the answered leg must win, whatever order they arrive in).
 -- Returns {record JSON, 1 if stored now / 0 if it was already there}.
 
 local p = KEYS[1]
@@ -22,7 +24,28 @@ local id, started, party = ARGV[1], tonumber(ARGV[3]), ARGV[4]
 local status, direction, retention, sid = ARGV[5], ARGV[6], tonumber(ARGV[8]), ARGV[9]
 local key = p .. ':call:' .. id
 local existing = redis.call('GET', key)
-if existing then return {existing, 0} end
+if existing then
+  if status ~= 'answered' or string.find(existing, '"status":"answered"', 1, true) then
+    return {existing, 0}
+  end
+  local old, new = cjson.decode(existing), cjson.decode(ARGV[2])
+  for _, f in ipairs({'status', 'answered_at', 'ended_at', 'duration', 'billsec',
+                      'recording_url'}) do
+    old[f] = new[f]
+  end
+  existing = cjson.encode(old)
+  redis.call('SET', key, existing, 'KEEPTTL')
+  if party ~= '' and direction == 'inbound' then
+    local contact = p .. ':contact'
+    local last = tonumber(redis.call('HGET', contact, party) or '0')
+    if started > last then redis.call('HSET', contact, party, started) end
+    local missed_at = tonumber(redis.call('ZSCORE', p .. ':unanswered', party) or '-1')
+    if missed_at >= 0 and missed_at <= started then
+      redis.call('ZREM', p .. ':unanswered', party)
+    end
+  end
+  return {existing, 0}
+end
 
 local first = false
 if party ~= '' then

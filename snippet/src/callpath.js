@@ -33,8 +33,8 @@
   const doc = document;
   if (win.callpath) return;
 
-  const script = doc.currentScript || doc.querySelector('script[data-site]');
-  const data = (script && script.dataset) || {};
+  const script = doc.currentScript || {};
+  const data = script.dataset || {};
   const root = doc.documentElement;
   const site = data.site;
   if (!site) return;
@@ -52,6 +52,7 @@
 
   const originals = new WeakMap(); // node -> [original value, value written]
   const waiting = [];               // ready() callbacks
+  const marks = [];                 // every national number assigned or replaced so far
   let store = {};                   // {s: sid, n: numbers, e: trust memory until (ms), r: region}
   let numbers;                      // the assigned pairs, as the API sent them
   let shown = '';                   // their JSON, to skip re-applying the same assignment
@@ -119,26 +120,37 @@
   // Rewrites the site numbers in the joined text of nodes (0 stands for a break), always
   // from the page's own text: a value we wrote stands for the value it replaced.
   const swap = (nodes) => {
-    const befores = nodes.map((node) => {
-      const current = node ? get(node) : '|';
-      const known = node && originals.get(node);
-      return known && known[1] === current ? known[0] : current;
-    });
-    const out = edit(befores.join(''));
-    let at = 0;
-    nodes.forEach((node, i) => {
-      const before = befores[i];
-      const value = out ? out.slice(at, at + before.length).join('') : before;
-      at += before.length;
+    const befores = [];
+    let text = '';
+    let touched;
+    for (const node of nodes) {
+      let before = '|';
       if (node) {
-        if (value !== get(node)) {
-          if (node.nodeType == 3) node.nodeValue = value;
-          else node.setAttribute('href', value);
-        }
-        if (value !== before) originals.set(node, [before, value]);
-        else originals.delete(node);
+        const current = get(node);
+        const known = originals.get(node);
+        before = known && known[1] === current ? known[0] : current;
+        touched = touched || known;
       }
-    });
+      befores.push(before);
+      text += before;
+    }
+    const out = edit(text);
+    if (out || touched) {
+      let at = 0;
+      nodes.forEach((node, i) => {
+        const before = befores[i];
+        const value = out ? out.slice(at, at + before.length).join('') : before;
+        at += before.length;
+        if (node) {
+          if (value !== get(node)) {
+            if (node.nodeType == 3) node.nodeValue = value;
+            else node.setAttribute('href', value);
+          }
+          if (value !== before) originals.set(node, [before, value]);
+          else originals.delete(node);
+        }
+      });
+    }
   };
 
   // Text nodes of one block go to parts (0 marks a break); nested blocks are scanned alone.
@@ -155,10 +167,15 @@
       }
     }
   };
+  // Scans el, unless its text holds none of the national numbers in play (ours included,
+  // to restore them) and it has no tel: link: most of a page is passed over unread.
   const scan = (el) => {
-    const parts = [];
-    collect(el, parts);
-    swap(parts);
+    const digits = el.textContent.replace(/\D/g, '');
+    if (marks.some((mark) => digits.includes(mark)) || el.querySelector('[href^="tel:" i]')) {
+      const parts = [];
+      collect(el, parts);
+      swap(parts);
+    }
   };
 
   const blockOf = (node) => {
@@ -185,6 +202,7 @@
       pair = Object(pair);
       const from = pair.replace_national;
       const to = pair.number_national;
+      if (/^\d+,\d+$/.test([from, to])) marks.push(from, to);
       if (pair.number != pair.replace && /^\d+,\d+$/.test([from, to]))
         for (const prefix of [pair.country_code, '', 8, 0, 1])
           table[prefix + from] = table[prefix + from] || [from.length, to];

@@ -14,7 +14,8 @@ Two real HTTP servers on loopback, so CORS is real:
 test ends with ``tab.assert_clean()``.
 
 The first-scan time on a 5,000-text-node page: :func:`measure_first_scan` (used by
-``test_snippet_build.py::test_first_scan_time_on_a_big_page``, which prints the figure).
+``test_snippet_build.py::test_first_scan_time_on_a_big_page`` through the ``measure_scan``
+fixture; run it with ``-s`` to see the figure).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -120,13 +120,15 @@ def _serve(owner: Any) -> tuple[ThreadingHTTPServer, threading.Thread]:
     return server, thread
 
 
-@dataclass
 class Request:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    at: float = field(default_factory=time.monotonic)
+    """One request the stand-in received."""
+
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: Any) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.at = time.monotonic()
 
 
 class StandInApi:
@@ -526,3 +528,9 @@ def new_tab(browser: Browser, pages: PageServer) -> Iterator[Callable[..., Tab]]
 @pytest.fixture
 def tab(new_tab: Callable[..., Tab]) -> Tab:
     return new_tab()
+
+
+@pytest.fixture
+def measure_scan(browser: Browser, pages: PageServer) -> Callable[..., dict[str, Any]]:
+    """``measure_scan(runs=5)``: see :func:`measure_first_scan`."""
+    return lambda runs=5: measure_first_scan(browser, pages, runs)
