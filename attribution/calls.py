@@ -26,6 +26,8 @@ from .matcher import Match, Matcher, Route
 from .redis_store import AnyRedis, is_cluster
 
 PAGE_MAX = 300
+SESSION_FIELDS = ("source", "medium", "campaign", "keyword", "region", "device", "landing_page",
+                  "last_page", "first_seen", "ga_client_id", "ga_session_id")
 ANSWER_FIELDS = ("call_id", "match", "candidates", "source", "medium", "campaign", "keyword",
                  "region", "sid", "first_time_caller")
 
@@ -40,6 +42,31 @@ def parse_context(site: Site) -> ParseContext:
     """How this site's PBX writes numbers and local times."""
     return ParseContext(site.country, site.asterisk_timezone or site.timezone,
                         site.asterisk_called)
+
+
+# Fields stored only when they carry something; readers get them back with these defaults.
+RECORD_DEFAULTS: dict[str, Any] = {
+    "answered_at": None, "ended_at": None, "recording_url": None, "pool": "", "sid": "",
+    "source": "", "medium": "", "campaign": "", "keyword": "", "region": "",
+    "landing_page": "", "last_page": "", "device": "", "time_on_site": None,
+    "ga_client_id": "", "ga_session_id": "", "value": None, "currency": None,
+    "candidates": 0,
+}
+
+
+def compact(record: dict[str, Any]) -> str:
+    """The stored JSON: empty fields left out (a call costs well under 1 KiB)."""
+    kept = {k: v for k, v in record.items()
+            if not (k in RECORD_DEFAULTS and v == RECORD_DEFAULTS[k])}
+    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_record(raw: str | bytes) -> dict[str, Any]:
+    """A stored call record with every field present."""
+    rec: dict[str, Any] = json.loads(raw)
+    for k, v in RECORD_DEFAULTS.items():
+        rec.setdefault(k, v)
+    return rec
 
 
 def answer(record: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +140,10 @@ class CallLog:
         if sids:
             pipe = self.redis.pipeline(transaction=False)
             for sid in sids:
-                pipe.hgetall(self.keys.session(sid))
-            for sid, raw in zip(sids, await pipe.execute(), strict=True):
-                sessions[sid] = {_s(k): _s(v) for k, v in raw.items()}
+                pipe.hmget(self.keys.session(sid), SESSION_FIELDS)
+            for sid, values in zip(sids, await pipe.execute(), strict=True):
+                sessions[sid] = {k: _s(v) for k, v in zip(SESSION_FIELDS, values, strict=True)
+                                 if v is not None}
         # 3. store, each call atomically with its outbox entry
         records = [self._record(site, p, m, sessions.get(m.sid, {}))
                    for p, m in zip(items, matches, strict=True)]
@@ -123,7 +151,7 @@ class CallLog:
                                  pipelined=True)
         out = []
         for (text, new), rec in zip(stored, records, strict=True):
-            final = json.loads(text)
+            final = load_record(text)
             if int(new):
                 metrics.CALLS.labels(site.id, rec["match"]).inc()
             out.append((answer(final), bool(int(new))))
@@ -182,7 +210,7 @@ class CallLog:
         why = rec.pop("_why")
         party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
         day = datetime.fromtimestamp(rec["started_ms"] / 1000, site.timezone).strftime("%Y-%m-%d")
-        text = json.dumps(rec, separators=(",", ":"), ensure_ascii=False)
+        text = compact(rec)
         return ("store_call", self.keys.site(site.id), rec["call_id"], text, rec["started_ms"],
                 party, rec["status"], rec["direction"], "0" if why else "1", self.retention_ms,
                 rec["sid"], day, rec["match"], why)
@@ -191,7 +219,7 @@ class CallLog:
 
     async def get(self, site: Site, call_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self.keys.call(site.id, call_id))
-        return json.loads(raw) if raw else None
+        return load_record(raw) if raw else None
 
     async def between(self, site: Site, start_ms: int, end_ms: int, newest_first: bool = True,
                       offset: int = 0, count: int = 1000) -> list[dict[str, Any]]:
@@ -205,7 +233,7 @@ class CallLog:
         if not ids:
             return []
         raws = await self.redis.mget([self.keys.call(site.id, _s(i)) for i in ids])
-        return [json.loads(r) for r in raws if r]
+        return [load_record(r) for r in raws if r]
 
 
 def _s(value: Any) -> str:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import math
 import re
 import statistics
@@ -72,6 +71,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .api import csv_cell
+from .calls import load_record
 from .config import Pool, Site
 from .errors import BadRequest, NotFound
 from .services import Services, services
@@ -655,7 +655,7 @@ async def _chunks(svc: Services, site: Site, start_ms: int, end_ms: int,
         out = []
         for raw, money in zip(raws, extra, strict=True):
             if raw:   # an id whose record has expired is skipped
-                out.append((json.loads(raw), _float(money)))
+                out.append((load_record(raw), _float(money)))
         yield out
         if len(ids) < CHUNK:
             return

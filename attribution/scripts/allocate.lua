@@ -16,6 +16,9 @@
 --   "shared"   pool exhausted: the lease with the oldest activity is now shared (overflow)
 --   "fallback" pool exhausted: show the site's own number (overflow)
 --   "lost"     a refresh found no live lease (ARGV[7] = "0")
+--
+-- A lease's history member is "<from>:<sid>" ("s<from>:<sid>" when taken shared); the
+-- session's entry in P:sess is "<number>|<from or s-from>".
 
 local p = KEYS[1]
 local sid = ARGV[1]
@@ -74,8 +77,11 @@ local function take(number, outcome)
   local expires = now + hold
   redis.call('ZADD', p .. ':h:' .. number, expires, sid)
   redis.call('ZADD', leases, 'GT', expires, number)
-  redis.call('ZADD', p .. ':hist:' .. number, now, now .. ':' .. sid)
-  redis.call('HSET', sess, sid, number .. '|' .. now)
+  -- a shared take is marked "s<from>": the matcher stops at the newest unshared lease
+  -- that began before a call, since the number was free just before it
+  local from = (outcome == 'shared') and ('s' .. ARGV[2]) or ARGV[2]
+  redis.call('ZADD', p .. ':hist:' .. number, now, from .. ':' .. sid)
+  redis.call('HSET', sess, sid, number .. '|' .. from)
   redis.call('HINCRBY', stats, outcome, 1)
   local live = redis.call('ZCARD', leases)
   local peak = tonumber(redis.call('HGET', stats, 'peak') or '0')

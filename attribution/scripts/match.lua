@@ -9,6 +9,8 @@
 -- ARGV[5]  clock skew, milliseconds: a lease that began this long after the call's start
 --          still covers it (PBX times are whole seconds, clocks drift)
 --
+-- History members are "<from>:<sid>", or "s<from>:<sid>" for a lease taken shared.
+--
 -- Returns a flat list {sid, from_ms, until_ms, ...} of the leases covering the moment,
 -- newest first; or, when none covers it, the one lease inside the grace window
 -- followed by the marker "grace"; or an empty list.
@@ -23,6 +25,8 @@ local first_ended = nil
 for i, member in ipairs(entries) do
   local colon = string.find(member, ':', 1, true)
   local from, sid = string.sub(member, 1, colon - 1), string.sub(member, colon + 1)
+  local shared = string.sub(from, 1, 1) == 's'
+  local from_ms = tonumber(shared and string.sub(from, 2) or from)
   local untilms = redis.call('HGET', p .. ':hu:' .. number, member)
   if not untilms then
     -- still live: this holder's current expiry, if the lease is the same one
@@ -31,12 +35,15 @@ for i, member in ipairs(entries) do
       untilms = redis.call('ZSCORE', p .. ':h:' .. number, sid)
     end
   end
-  untilms = tonumber(untilms or from)
+  untilms = tonumber(untilms or from_ms)
   if untilms >= t then
-    table.insert(out, sid); table.insert(out, from); table.insert(out, untilms)
+    table.insert(out, sid); table.insert(out, from_ms); table.insert(out, untilms)
   elseif i == 1 then
-    first_ended = {sid, from, untilms}
+    first_ended = {sid, from_ms, untilms}
   end
+  -- an unshared lease that began before the call was taken from a free number: nobody
+  -- older can still have held it, so the scan stops here (flat cost in history depth)
+  if not shared and from_ms <= t then break end
 end
 if #out == 0 and first_ended and first_ended[3] + grace >= t then
   return {first_ended[1], first_ended[2], first_ended[3], 'grace'}
