@@ -6,7 +6,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import phonenumbers
@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from . import outbox
-from .services import Services, services
 from .calls import Prepared, parse_context
 from .cdr import CdrError, CdrNotFinal, parse
 from .config import Site
 from .errors import ApiError, BadRequest, NotFound
+from .services import Services, services
 from .tracking import _decode
 from .web import json_object, json_response, read_body, site_for_key
 
@@ -265,19 +265,11 @@ async def conversion(request: Request) -> Response:
         raise BadRequest("currency must be an ISO 4217 code such as 'USD'", field="currency")
     tx = body.get("transaction_id", call_id)
     if not isinstance(tx, str) or not tx or len(tx) > 100:
-        raise BadRequest("transaction_id must be a string of 1–100 characters",
+        raise BadRequest("transaction_id must be a string of 1-100 characters",
                          field="transaction_id")
-    call = await svc.calls.get(site, call_id)
-    if call is None:
-        raise NotFound(f"no call {call_id!r} in this site's log", field="call_id")
-    if site.ga4 is None or not call.get("ga_client_id"):
-        raise ApiError("this call has no GA client id, so GA4 cannot take its value",
-                       field="call_id", status=409)
-    new = await outbox.enqueue_conversion(svc.redis, svc.keys, site.id, call_id, float(value),
+    new = await outbox.enqueue_conversion(svc.redis, svc.keys, site, call_id, float(value),
                                           currency.upper(), tx)
     return json_response({"call_id": call_id, "transaction_id": tx, "queued": new,
                           "duplicate": not new}, 202 if new else 200)
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import audit, importer, simulate
 from . import config as configmod
 from .errors import ConfigError
 
@@ -100,10 +101,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .services import GA4_ENDPOINT
     from .keys import Keys
     from .outbox import run_worker
     from .redis_store import client
+    from .services import GA4_ENDPOINT
 
     try:
         cfg = _load(_config_path(args.config))
@@ -151,22 +152,61 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", nargs="?")
     c.set_defaults(func=cmd_check)
 
-    for extra in _extra_commands():
-        extra(sub)
+    importer.add_parser(sub)
+    simulate.add_parser(sub)
+    audit.add_parser(sub)
+    _add_ga4(sub)
     return p
 
 
-def _extra_commands() -> list:  # type: ignore[type-arg]
-    """Subcommands that live in their own modules."""
-    out = []
-    for name in ("importer", "simulate", "audit", "ga4"):
-        try:
-            module = __import__(f"attribution.{name}", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        if hasattr(module, "add_parser"):
-            out.append(module.add_parser)
-    return out
+def cmd_ga4_validate(args: argparse.Namespace) -> int:
+    """Send a sample call event to GA4's validation endpoint and print what it says."""
+    import time
+
+    import httpx
+
+    from . import ga4
+    from .services import GA4_ENDPOINT
+
+    try:
+        cfg = _load(_config_path(args.config))
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    site = cfg.site(args.site)
+    if site is None or site.ga4 is None:
+        print(f"callpath ga4 validate: site {args.site!r} is not configured with ga4",
+              file=sys.stderr)
+        return 2
+    now = time.time()
+    sample = {"call_id": "validate-sample", "site": site.id, "direction": "inbound",
+              "status": "answered", "started_ms": int(now * 1000), "duration": 95,
+              "billsec": 80, "match": "exact", "pool": site.pools[0].id if site.pools else "",
+              "source": "google", "medium": "cpc", "campaign": "validate",
+              "first_time_caller": True, "ga_client_id": "1234567890.1700000000",
+              "ga_session_id": str(int(now) - 60), "value": None, "currency": None}
+    payload = ga4.call_event(sample, site, now)
+    endpoint = os.environ.get("CALLPATH_GA4_ENDPOINT", GA4_ENDPOINT)
+
+    async def go() -> list[str]:
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await ga4.Sender(http, endpoint).validate(site, payload)
+
+    messages = asyncio.run(go())
+    print(f"event {site.ga4.event_name!r} for {site.ga4.measurement_id}: "
+          f"{'valid' if not messages else f'{len(messages)} problem(s)'}")
+    for message in messages:
+        print(f"  {message}")
+    return 1 if messages else 0
+
+
+def _add_ga4(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    g = sub.add_parser("ga4", help="GA4 Measurement Protocol tools")
+    gsub = g.add_subparsers(dest="ga4_command", required=True)
+    v = gsub.add_parser("validate", help="send a sample event to GA's validation endpoint")
+    v.add_argument("--site", required=True)
+    v.add_argument("--config")
+    v.set_defaults(func=cmd_ga4_validate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

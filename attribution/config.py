@@ -369,6 +369,10 @@ def _site(r: _Reader, raw: Mapping[str, Any], path: str, owners: dict[str, str])
             r.err(f"{path}.ga4.measurement_id", f"{mid!r} is not a GA4 measurement id ('G-…')")
         env = r.get(g, "api_secret_env", f"{path}.ga4", str, "", required=True)
         name = r.get(g, "event_name", f"{path}.ga4", str, "phone_call")
+        from .ga4 import event_name_problems  # the GA4 rules live in one place
+
+        for problem in event_name_problems(name):
+            r.err(f"{path}.ga4.event_name", problem)
         ga4 = Ga4(mid, env, name)
     asterisk_called = r.get(raw, "asterisk_called", path, str, "dst")
     asterisk_tz = None

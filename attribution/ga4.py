@@ -298,6 +298,14 @@ def _check_user_properties(props: Any, now_s: float, out: list[dict[str, str]]) 
             _check_timestamp(f"{path}.timestamp_micros", prop["timestamp_micros"], now_s, out)
 
 
+def event_name_problems(name: str) -> list[str]:
+    """Why GA4 would refuse this event name (empty when it is fine); used by the config."""
+    out: list[dict[str, str]] = []
+    _check_name("event_name", name, "event", LIMITS.event_name_len, RESERVED_EVENT_NAMES,
+                RESERVED_EVENT_PREFIXES, out)
+    return [m["description"] for m in out]
+
+
 def _check_event(path: str, event: Any, now_s: float, out: list[dict[str, str]]) -> None:
     if not isinstance(event, dict):
         out.append(_msg(path, "an event must be an object", "VALUE_INVALID"))

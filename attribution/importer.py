@@ -32,6 +32,7 @@ from .errors import ApiError
 if TYPE_CHECKING:
     from .calls import Prepared
     from .config import Config, Site
+    from .redis_store import EmbeddedRedis
     from .services import Services
 
 FORMATS = ("asterisk-csv", "json", "freeswitch-json")
@@ -182,8 +183,7 @@ class _Reader:
         self.position = position
 
     def next_chunk(self) -> _Chunk:
-        from .cdr import CdrError
-        from .cdr.record import CdrNotFinal
+        from .cdr import CdrError, CdrNotFinal
 
         chunk = _Chunk()
         limit = self.batch * 4         # a run of bad rows still reports progress
@@ -256,13 +256,14 @@ async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc:
     after each is stored.  Failed rows are counted; the first ``keep`` are kept with
     their line numbers and reasons.
     """
-    from .cdr import ParseContext, iter_file
+    from .calls import parse_context
+    from .cdr import iter_file
 
     if batch < 1 or in_flight < 1:
         raise ValueError("batch and in_flight must be at least 1")
     result = ImportResult()
     began = time.perf_counter()
-    ctx = ParseContext(site.country, site.timezone, site.asterisk_called)
+    ctx = parse_context(site)
     loop = asyncio.get_running_loop()
     flights = _Flights(svc, site, in_flight, result)
 
@@ -354,6 +355,25 @@ def choose_site(cfg: Config, site_id: str | None) -> Site:
                      f"one the file belongs to with --site ({', '.join(s.id for s in cfg.sites)})")
 
 
+def _stop_unless_shared(embedded: EmbeddedRedis) -> None:
+    """Stop the embedded Redis this run started, unless a server began using it meanwhile."""
+    import redis
+
+    if embedded.process is None:            # the server's own: never ours to stop
+        return
+    try:
+        probe = redis.Redis(unix_socket_path=str(embedded.socket), socket_timeout=2)
+        others = len(probe.client_list()) - 1
+        probe.close()
+    except redis.RedisError:
+        others = 0
+    if others > 0:
+        print(f"callpath import-cdr: the embedded Redis at {embedded.socket} is left running: "
+              f"{others} other connection(s) use it", file=sys.stderr)
+        return
+    embedded.stop()
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from . import config as configmod
     from .errors import ConfigError
@@ -373,7 +393,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"callpath import-cdr: {file}: no such file", file=sys.stderr)
         return 2
     data_dir = Path(args.data_dir or os.environ.get("CALLPATH_DATA_DIR") or ".callpath")
-    return asyncio.run(_run(args, cfg, site, file, data_dir))
+    try:
+        return asyncio.run(_run(args, cfg, site, file, data_dir))
+    except KeyboardInterrupt:
+        print("callpath import-cdr: interrupted; the calls stored so far are kept, and the "
+              "same command goes on from there (stored calls are not stored twice)",
+              file=sys.stderr)
+        return 130
 
 
 async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
@@ -427,7 +453,7 @@ async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
     finally:
         await r.aclose()
         if embedded:
-            embedded.stop()
+            _stop_unless_shared(embedded)
 
     for failure in result.failures:
         print(f"{file}: {failure}", file=sys.stderr)

@@ -62,6 +62,7 @@ import httpx
 from redis.exceptions import ResponseError
 
 from . import ga4, metrics
+from .calls import load_record
 from .config import Config, Site
 from .errors import NotFound, PermanentDeliveryError, TransientDeliveryError
 from .keys import Keys
@@ -80,7 +81,7 @@ class Tuning:
     """Worker knobs; the defaults suit production, tests shrink the times."""
 
     block_ms: int = 1000          # XREADGROUP BLOCK
-    batch: int = 32               # entries read (and sent concurrently) per round
+    batch: int = 16               # entries read (and sent concurrently) per round
     min_idle_ms: int = 30_000     # XAUTOCLAIM: take over entries idle this long
     claim_every_s: float = 5.0    # how often a site task looks for abandoned entries
     backoff_base_s: float = 1.0
@@ -377,7 +378,7 @@ class Worker:
         if raw is None:
             raise ga4.Refused("record_missing", f"call {call_id!r} is no longer stored")
         try:
-            call = json.loads(raw)
+            call = load_record(raw)
         except ValueError:
             raise ga4.Refused("bad_record", f"call {call_id!r} is not JSON") from None
         now_s = self.clock()

@@ -17,7 +17,9 @@ sessions held counts as right with probability 1/k; a call after the caller's le
 ran out on a number someone else took since counts as wrong.
 
 Everything is pure Python with heaps: a day of 10,000 visitors replays in a few tens
-of milliseconds per pool size.
+of milliseconds per pool size.  Not modelled: the script's limit of 32 releases per
+call (it only delays releases under bursts), returning visitors, and the matcher's
+use of the caller's history on shared numbers (counted as a 1/k guess instead).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import math
 import random
 import sys
+import textwrap
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -38,7 +41,8 @@ SHARE_OLDEST = "share-oldest"
 FALLBACK = "fallback"
 
 ASSUMPTIONS = (
-    "arrivals are Poisson, at a constant rate within each hour of the profile",
+    "visitors are those the pool serves; arrivals are Poisson, at a constant rate within "
+    "each hour of the profile",
     "each visitor makes one visit; while on the site the page pings every hold/3 "
     "and the lease ends hold after the last ping",
     "the allocator gives the free number released longest ago; an exhausted pool "
@@ -366,17 +370,34 @@ def _profile_arg(text: str) -> list[float]:
     return values
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _share(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("a share between 0 and 1")
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
     return value
 
 
 def _positive(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be above 0")
+        raise argparse.ArgumentTypeError(f"{text} is not above 0")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is below 0")
     return value
 
 
@@ -386,12 +407,13 @@ right session. Draws a day of visitors and replays it against each pool size wit
 the allocator's own rules, then matches every call as the call matcher does.
 
 Model:
-""" + "\n".join(f"  - {a}" for a in ASSUMPTIONS) + """
+""" + "\n".join(textwrap.fill(a, 84, initial_indent="  - ", subsequent_indent="    ")
+                for a in ASSUMPTIONS) + """
 
 Examples:
   callpath simulate --visitors-per-hour 300 --numbers 5-60:5
-  callpath simulate --numbers 10-80:10 \
-      --profile 5,3,2,2,2,5,15,40,80,120,140,150,140,130,130,120,110,100,90,80,60,40,20,10
+  callpath simulate --numbers 10-80:10 --profile \\
+      5,3,2,2,2,5,15,40,80,120,140,150,140,130,130,120,110,100,90,80,60,40,20,10
   callpath simulate --config pools.toml --site acme --pool paid --visitors-per-hour 80
 """
 
@@ -417,7 +439,7 @@ def add_parser(subparsers: Any) -> None:
                    help="share of visitors who call (default 0.03)")
     p.add_argument("--call-during", type=_share, default=0.7,
                    help="share of calls made during the visit (default 0.7)")
-    p.add_argument("--call-delay-minutes", type=float, default=5.0, metavar="M",
+    p.add_argument("--call-delay-minutes", type=_not_negative, default=5.0, metavar="M",
                    help="mean delay of a call made after the visit (default 5)")
     p.add_argument("--numbers", type=_sizes_arg, metavar="SIZES",
                    help="pool sizes to try: 4,6,8 or 2-20 or 2-40:2 (default: up to the peak)")

@@ -170,3 +170,24 @@ def test_lookup_tells_the_pbx_who_is_calling(server: LiveServer) -> None:
     assert (body["match"], body["source"], body["campaign"]) == ("exact", "yandex", "z")
     assert body["first_time_caller"] is True and body["pool"] == "paid"
     assert httpx.get(f"{server.url}/v1/lookup", headers=AUTH).json()["field"] == "called"
+
+
+def test_a_conversion_is_taken_once_per_transaction(server: LiveServer,
+                                                    redis_url: str) -> None:
+    v = visit(server)
+    post(server, {"call_id": "sale-1", "caller": "+380671112233", "called": tracking(v),
+                  "started_at": int(time.time()), "status": "answered"})
+    url = f"{server.url}/v1/calls/sale-1/conversion"
+    first = httpx.post(url, headers=AUTH, json={"value": 1250.5, "currency": "uah",
+                                                "transaction_id": "crm-77"})
+    assert first.status_code == 202 and first.json()["queued"] is True
+    again = httpx.post(url, headers=AUTH, json={"value": 1250.5, "currency": "UAH",
+                                                "transaction_id": "crm-77"})
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    r = redis.Redis.from_url(redis_url)
+    assert float(r.hget(KEYS.revenue("acme"), "sale-1") or 0) == 1250.5
+    bad = httpx.post(url, headers=AUTH, json={"value": -1, "currency": "UAH"})
+    assert bad.status_code == 400 and bad.json()["field"] == "value"
+    missing = httpx.post(f"{server.url}/v1/calls/nope/conversion", headers=AUTH,
+                         json={"value": 1, "currency": "UAH"})
+    assert missing.status_code == 404

@@ -180,3 +180,9 @@ def test_toml_syntax_error_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         configmod.load(path)
     assert "(syntax)" in dict(info.value.problems)
+
+
+def test_an_event_name_ga4_would_refuse_is_a_config_error() -> None:
+    text = BASE_TOML.replace('api_secret_env = "ACME_GA4_SECRET" }',
+                             'api_secret_env = "ACME_GA4_SECRET", event_name = "ga_call" }')
+    assert "reserved prefix" in problems(text)["site[0].ga4.event_name"]

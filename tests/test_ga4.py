@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TEST_ENV, free_port, make_config
 from ga4_standin import Standin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import TEST_ENV, free_port, make_config
 
 from attribution import ga4
 from attribution.config import Site

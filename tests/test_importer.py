@@ -299,3 +299,20 @@ def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["import-cdr", str(data), "--batch", "0"])
+
+
+def test_the_embedded_redis_is_left_to_a_server_that_began_using_it(tmp_path: Path) -> None:
+    from attribution.importer import _stop_unless_shared
+    from attribution.redis_store import EmbeddedRedis
+
+    embedded = EmbeddedRedis(tmp_path / "data").start()
+    try:
+        server = redis.Redis(unix_socket_path=str(embedded.socket))
+        assert server.ping()
+        _stop_unless_shared(embedded)
+        assert embedded.process is not None and embedded.process.poll() is None
+        server.close()
+        _stop_unless_shared(embedded)
+        assert embedded.process is None
+    finally:
+        embedded.stop()

@@ -12,14 +12,15 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import TEST_ENV, make_config
 from ga4_standin import Standin
 from hypothesis import given
 from hypothesis import strategies as st
+from support import BASE_TOML, TEST_ENV, make_config
 
 from attribution import outbox
 from attribution.config import Config
@@ -92,7 +93,7 @@ async def store(r: Any, keys: Keys, rec: dict[str, Any]) -> None:
     """Store a call exactly as the CDR path does (store_call.lua)."""
     why = not_owed_reason(rec)
     party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
-    await Scripts(r)("store_call", keys.site(SITE), rec["call_id"],
+    await Scripts(r)("store_call", keys.site(rec["site"]), rec["call_id"],
                      json.dumps(rec, separators=(",", ":")), rec["started_ms"], party,
                      rec["status"], rec["direction"], "0" if why else "1", RETENTION_MS,
                      rec["sid"], day_of(rec), rec["match"], why)
@@ -143,11 +144,11 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str =
         await asyncio.sleep(0.01)
 
 
-async def settled(r: Any, keys: Keys) -> bool:
+async def settled(r: Any, keys: Keys, site: str = SITE) -> bool:
     """Nothing left to do: stream empty, nothing pending, no retry waiting."""
-    return (await r.xlen(keys.outbox(SITE)) == 0
-            and (await r.xpending(keys.outbox(SITE), GROUP))["pending"] == 0
-            and await r.zcard(keys.retry(SITE)) == 0)
+    return (await r.xlen(keys.outbox(site)) == 0
+            and (await r.xpending(keys.outbox(site), GROUP))["pending"] == 0
+            and await r.zcard(keys.retry(site)) == 0)
 
 
 def _text(value: Any) -> str:
@@ -221,23 +222,27 @@ async def test_outage_then_recovery_delivers_once(cfg: Config, r: Any, keys: Key
 @pytest.mark.anyio
 async def test_retry_waits_durably_in_redis_and_honours_retry_after(
         cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
-    standin.fail_next(503, 1, retry_after=0.5)
+    standin.fail_next(503, 1, retry_after=5)
     rec = make_record(3)
     t0 = time.time()
     await store(r, keys, rec)
-    async with running(cfg, r, keys, standin, tuning=replace(FAST, backoff_cap_s=5)):
+    async with running(cfg, r, keys, standin, tuning=replace(FAST, backoff_cap_s=60)):
         await until(lambda: r.zcard(keys.retry(SITE)), what="a parked retry")
     # the worker is gone; the retry waits in Redis with its due time and attempt count
     [(job, due)] = await r.zrange(keys.retry(SITE), 0, -1, withscores=True)
     fields = json.loads(job)
     assert fields["attempt"] == "1" and fields["id"] == "pbx-3"
     assert fields["last_error"].startswith("http_503")
-    assert due >= (t0 + 0.5) * 1000  # Retry-After beat the tiny backoff
+    assert due >= (t0 + 5) * 1000  # Retry-After beat the tiny backoff
     assert standin.accepted == []
-    async with running(cfg, r, keys, standin, name="another-process"):
+    # another process, five seconds later, takes it from there
+    async with running(cfg, r, keys, standin, name="another-process",
+                       clock=lambda: time.time() + 6):
         await standin.wait_accepted(1)
         await until(lambda: settled(r, keys), what="settled")
     assert len(standin.accepted) == 1
+    [row] = await report(r, keys, day_of(rec))
+    assert (row["retried"], row["delivered"], row["pending"]) == (1, 1, 0)
 
 
 @pytest.mark.anyio
@@ -377,11 +382,12 @@ async def test_out_of_window_is_dead_lettered_without_sending(cfg: Config, r: An
 async def test_an_event_that_leaves_the_window_while_retried_is_dead_lettered(
         cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
     shift = [0.0]
-    standin.fail_next(503, 1)
+    standin.fail_next(503, 1, retry_after=30)  # the retry cannot come due before the shift
     rec = make_record(8, started_ms=int((time.time() - 71 * 3600) * 1000))
     await store(r, keys, rec)
-    async with running(cfg, r, keys, standin, clock=lambda: time.time() + shift[0]):
-        await until(lambda: standin.requests >= 1, what="the first attempt")
+    async with running(cfg, r, keys, standin, tuning=replace(FAST, backoff_cap_s=60),
+                       clock=lambda: time.time() + shift[0]):
+        await until(lambda: r.zcard(keys.retry(SITE)), what="the retry to be parked")
         shift[0] = 2 * 3600  # two hours pass before the retry comes due
         await until(lambda: r.hexists(keys.dead(SITE), "call:pbx-8"), what="a dead letter")
     letter = json.loads(await r.hget(keys.dead(SITE), "call:pbx-8"))
@@ -595,22 +601,15 @@ def test_consumer_names_are_unique_per_process_start() -> None:
 @pytest.mark.anyio
 async def test_install_runs_the_worker_only_when_asked(cfg: Config, r: Any, keys: Keys,
                                                        standin: Standin) -> None:
-    class App:
-        class state:
-            on_start: list[Any] = []
-
-    class Svc:
-        config, redis, run_worker, http, ga4_endpoint = cfg, r, False, None, standin.url
-
-    Svc.keys = keys  # type: ignore[attr-defined]
-    App.state.on_start = []
-    outbox.install(App, tuning=FAST)
-    [start] = App.state.on_start
-    await asyncio.wait_for(start(Svc), 1)  # returns at once: no worker wanted
-    Svc.run_worker = True
-    rec = make_record(60)
-    await store(r, keys, rec)
-    task = asyncio.create_task(start(Svc))
+    app = SimpleNamespace(state=SimpleNamespace(on_start=[]))
+    svc = SimpleNamespace(config=cfg, redis=r, keys=keys, run_worker=False, http=None,
+                          ga4_endpoint=standin.url)
+    outbox.install(app, tuning=FAST)
+    [start] = app.state.on_start
+    await asyncio.wait_for(start(svc), 1)  # returns at once: no worker wanted
+    svc.run_worker = True
+    await store(r, keys, make_record(60))
+    task = asyncio.create_task(start(svc))
     try:
         await standin.wait_accepted(1)
         await until(lambda: settled(r, keys), what="settled")
@@ -619,3 +618,90 @@ async def test_install_runs_the_worker_only_when_asked(cfg: Config, r: Any, keys
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert len(standin.accepted) == 1
+
+
+@pytest.mark.anyio
+async def test_the_servers_own_worker_delivers(cfg: Config, r: Any, redis_url: str,
+                                               keys: Keys, standin: Standin,
+                                               live: Callable[..., Any]) -> None:
+    from attribution.app import create_app
+    from attribution.redis_store import client
+    from attribution.sessions import Signer
+
+    app_redis = client(redis_url)
+    app = create_app(cfg, app_redis, keys=keys, signer=Signer(b"s" * 32),
+                     ga4_endpoint=standin.url)
+    try:
+        with live(app):
+            await store(r, keys, make_record(70))
+            await standin.wait_accepted(1)
+            await until(lambda: settled(r, keys), what="settled")
+    finally:
+        await app_redis.aclose()
+    assert len(standin.accepted) == 1 and standin.rejected == []
+
+
+# ---------------------------------------------------------------- Redis Cluster
+
+TWO_SITES = BASE_TOML + """
+[[site]]
+id = "beta"
+domains = ["beta.example"]
+country = "UA"
+timezone = "Europe/Kyiv"
+replace = ["+380 44 500 00 00"]
+api_key_env = "BETA_API_KEY"
+ga4 = { measurement_id = "G-BETA456", api_secret_env = "BETA_GA4_SECRET" }
+
+  [[site.pool]]
+  id = "all"
+  numbers = ["+380 44 500 00 01", "+380 44 500 00 02"]
+"""
+TWO_ENV = {**TEST_ENV, "BETA_API_KEY": "beta-key-0123456789", "BETA_GA4_SECRET": "ga4-beta"}
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from cluster import LocalCluster
+
+    c = LocalCluster(tmp_path_factory.mktemp("outbox-cluster")).start()
+    yield c
+    c.stop()
+
+
+@pytest.mark.cluster
+@pytest.mark.anyio
+async def test_delivery_on_a_redis_cluster(redis_cluster: Any, live: Callable[..., Any]) -> None:
+    from attribution.redis_store import client
+
+    redis_cluster.flush()
+    cfg = make_config(TWO_SITES, TWO_ENV)
+    keys = Keys("cptest")
+    rc = client(redis_cluster.url)
+    s = Standin({"G-ACME123": TEST_ENV["ACME_GA4_SECRET"], "G-BETA456": "ga4-beta"})
+    try:
+        with live(s.app) as srv:
+            s.url = f"{srv.url}/mp/collect"
+            records = [make_record(300 + i, site=("acme", "beta")[i % 2]) for i in range(20)]
+            for rec in records:
+                await store(rc, keys, rec)
+            assert await outbox.enqueue_conversion(rc, keys, "beta", "pbx-301", 5, "UAH", "B-1")
+            s.fail_next(503, 2)
+            async with running(cfg, rc, keys, s, name="c1"), \
+                    running(cfg, rc, keys, s, name="c2"):
+                await s.wait_accepted(21, timeout=20)
+                for site in ("acme", "beta"):
+                    await until(lambda site=site: settled(rc, keys, site), what="settled")
+            by_mid = Counter(rec.query["measurement_id"] for rec in s.accepted)
+            assert by_mid == {"G-ACME123": 10, "G-BETA456": 11}
+            assert s.rejected == []
+            assert len({body["client_id"] for event, body in s.events()
+                        if event["name"] == "phone_call"}) == 20
+            for site in ("acme", "beta"):
+                rows = await outbox.delivery_report(rc, keys, site, sorted(
+                    {day_of(rec) for rec in records}))
+                assert sum(row["delivered"] for row in rows) == 10
+                assert all(row["pending"] == 0 and row["consistent"] for row in rows)
+            s.close()
+    finally:
+        await rc.aclose()

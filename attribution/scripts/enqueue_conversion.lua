@@ -1,6 +1,6 @@
 -- enqueue_conversion.lua — owe GA4 a conversion of a call, once per transaction id.
 --
--- KEYS[1]  site prefix, e.g. "cp:{acme}"   (uses P:call:<id>, P:tx, P:outbox, P:day:<date>)
+-- KEYS[1]  site prefix, e.g. "cp:{acme}"   (uses P:call:<id>, P:tx, P:revenue, P:outbox, P:day:<date>)
 -- ARGV[1]  call id
 -- ARGV[2]  transaction id (1–100 characters)
 -- ARGV[3]  value, a decimal string, e.g. "1250.5"
@@ -22,6 +22,7 @@ local id, tx = ARGV[1], ARGV[2]
 local record = redis.call('GET', p .. ':call:' .. id)
 if not record then return -1 end
 if redis.call('HSETNX', p .. ':tx', tx, id) == 0 then return 0 end
+redis.call('HINCRBYFLOAT', p .. ':revenue', id, ARGV[3])   -- money per call, for reports
 local reason = ''
 if ARGV[7] ~= '1' then
   reason = 'no_ga4'
