@@ -263,27 +263,6 @@ def test_no_client_id_is_permanent() -> None:
     assert ga4.reason_of(info.value) == "no_client_id"
 
 
-def test_a_bad_configured_event_name_is_refused_before_sending() -> None:
-    text = """
-[[site]]
-id = "acme"
-domains = ["acme.example"]
-country = "UA"
-timezone = "Europe/Kyiv"
-replace = ["+380 57 700 00 00"]
-api_key_env = "ACME_API_KEY"
-ga4 = { measurement_id = "G-ACME123", api_secret_env = "ACME_GA4_SECRET", event_name = "ga_call" }
-  [[site.pool]]
-  id = "paid"
-  numbers = ["+380 57 700 00 11"]
-"""
-    bad = make_config(text).site("acme")
-    assert bad is not None
-    with pytest.raises(PermanentDeliveryError) as info:
-        ga4.call_event(call(), bad, NOW)
-    assert ga4.reason_of(info.value) == "invalid_event"
-
-
 def test_conversion_event() -> None:
     body = ga4.conversion_event(call(), site(), 1250.5, "uah", "T-1", NOW)
     [event] = body["events"]
