@@ -36,8 +36,8 @@ bench: $(DEVSTAMP)
 	$(BIN)/python -m bench
 
 lint: $(DEVSTAMP)
-	$(BIN)/ruff check attribution tests bench
-	$(BIN)/ruff format --check attribution tests bench
+	$(BIN)/ruff check attribution tests bench scripts snippet
+	$(BIN)/ruff format --check attribution tests bench scripts
 	$(BIN)/mypy
 
 snippet:

@@ -20,9 +20,9 @@ from .lua import Scripts
 @dataclass(frozen=True, slots=True)
 class Lease:
     pool: str
-    replace: str          # the site's own number (E.164)
-    number: str           # what the visitor sees (== replace on fallback)
-    outcome: str          # held | new | shared | fallback | lost
+    replace: str  # the site's own number (E.164)
+    number: str  # what the visitor sees (== replace on fallback)
+    outcome: str  # held | new | shared | fallback | lost
 
 
 def utc_day(ms: int) -> str:
@@ -40,15 +40,24 @@ class Allocator:
         """Bring every pool's free list in line with the configuration (at start-up)."""
         for site in self.config.sites:
             for pool in site.pools:
-                await self.scripts("sync_pool", self.keys.pool(site.id, pool.id),
-                                   *[n.e164 for n in pool.numbers])
+                await self.scripts(
+                    "sync_pool", self.keys.pool(site.id, pool.id), *[n.e164 for n in pool.numbers]
+                )
 
-    async def lease(self, site: Site, pool: Pool, sid: str, now_ms: int | None = None,
-                    allocate: bool = True) -> Lease:
+    async def lease(
+        self, site: Site, pool: Pool, sid: str, now_ms: int | None = None, allocate: bool = True
+    ) -> Lease:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         number, outcome = await self.scripts(
-            "allocate", self.keys.pool(site.id, pool.id), sid, now_ms, self.config.hold_ms,
-            pool.on_exhausted, self.history_ms, utc_day(now_ms), "1" if allocate else "0",
+            "allocate",
+            self.keys.pool(site.id, pool.id),
+            sid,
+            now_ms,
+            self.config.hold_ms,
+            pool.on_exhausted,
+            self.history_ms,
+            utc_day(now_ms),
+            "1" if allocate else "0",
         )
         outcome = _text(outcome)
         metrics.LEASES.labels(site.id, pool.id, outcome).inc()

@@ -24,10 +24,29 @@ from .web import json_object, json_response, read_body, site_for_key
 
 BATCH_LIMIT = 1024 * 1024
 STATUSES = ("answered", "missed", "busy", "failed")
-CSV_COLUMNS = ("call_id", "started_at", "direction", "status", "caller", "called", "duration",
-               "billsec", "match", "candidates", "pool", "source", "medium", "campaign",
-               "keyword", "region", "landing_page", "device", "time_on_site",
-               "first_time_caller", "recording_url")
+CSV_COLUMNS = (
+    "call_id",
+    "started_at",
+    "direction",
+    "status",
+    "caller",
+    "called",
+    "duration",
+    "billsec",
+    "match",
+    "candidates",
+    "pool",
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "landing_page",
+    "device",
+    "time_on_site",
+    "first_time_caller",
+    "recording_url",
+)
 
 
 # ---------------------------------------------------------------- POST /v1/calls
@@ -63,8 +82,7 @@ async def post_calls(request: Request) -> Response:
         if isinstance(item, CdrNotFinal):
             out[i] = {"index": i, "ignored": True, "detail": item.detail}
         elif isinstance(item, CdrError):
-            out[i] = {"index": i, "error": "bad_record", "field": item.field,
-                      "detail": item.detail}
+            out[i] = {"index": i, "error": "bad_record", "field": item.field, "detail": item.detail}
         else:
             try:
                 ready.append((i, svc.calls.prepare(site, item)))
@@ -96,8 +114,10 @@ def _time_param(request: Request, name: str, site: Site) -> int | None:
             return int(float(text) * 1000)
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{name} must be ISO 8601 (2026-11-24 or 2026-11-24T09:00:00+02:00) "
-                         "or Unix seconds", field=name) from None
+        raise BadRequest(
+            f"{name} must be ISO 8601 (2026-11-24 or 2026-11-24T09:00:00+02:00) or Unix seconds",
+            field=name,
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=site.timezone)
     return int(dt.timestamp() * 1000)
@@ -149,9 +169,11 @@ async def list_calls(request: Request) -> Response:
             raise BadRequest("cursor is not one this server gave", field="cursor")
         after, end = (int(ms), cid), min(end, int(ms))
     if "text/csv" in request.headers.get("accept", ""):
-        return StreamingResponse(_csv_rows(svc, site, start, end, keep), media_type="text/csv",
-                                 headers={"Content-Disposition":
-                                          f'attachment; filename="calls-{site.id}.csv"'})
+        return StreamingResponse(
+            _csv_rows(svc, site, start, end, keep),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="calls-{site.id}.csv"'},
+        )
     rows: list[dict[str, Any]] = []
     more = False
     async for rec in _scan(svc, site, start, end, after):
@@ -165,8 +187,9 @@ async def list_calls(request: Request) -> Response:
     return json_response({"calls": rows, "next_cursor": next_cursor})
 
 
-async def _scan(svc: Services, site: Site, start: int, end: int,
-                after: tuple[int, str] | None = None) -> Any:
+async def _scan(
+    svc: Services, site: Site, start: int, end: int, after: tuple[int, str] | None = None
+) -> Any:
     """Records newest first; ``after`` skips up to and including a cursor's call."""
     offset = 0
     while True:
@@ -188,8 +211,9 @@ def csv_cell(value: Any) -> str:
     return text
 
 
-async def _csv_rows(svc: Services, site: Site, start: int, end: int,
-                    keep: Callable[[dict[str, Any]], bool]) -> Any:
+async def _csv_rows(
+    svc: Services, site: Site, start: int, end: int, keep: Callable[[dict[str, Any]], bool]
+) -> Any:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
@@ -223,29 +247,50 @@ async def lookup(request: Request) -> Response:
     if not called_text:
         raise BadRequest("called is required (the dialled tracking number)", field="called")
     called = parse_number(called_text, site, "called")
-    caller = parse_number(request.query_params["caller"], site, "caller") \
-        if request.query_params.get("caller") else ""
+    caller = (
+        parse_number(request.query_params["caller"], site, "caller")
+        if request.query_params.get("caller")
+        else ""
+    )
     route = svc.matcher.route(called)
     if route.site is not None and route.site.id != site.id:
         raise NotFound("that number is not one of this site's", field="called")
     now_ms = int(time.time() * 1000)
     match = await svc.matcher.match(site, called, caller, now_ms)
-    out: dict[str, Any] = {"called": called, "match": match.kind,
-                           "pool": match.pool.id if match.pool else None,
-                           "candidates": match.candidates, "sid": match.sid or None}
-    visit = {k: "" for k in ("source", "medium", "campaign", "keyword", "region", "device",
-                             "landing_page", "last_page")}
+    out: dict[str, Any] = {
+        "called": called,
+        "match": match.kind,
+        "pool": match.pool.id if match.pool else None,
+        "candidates": match.candidates,
+        "sid": match.sid or None,
+    }
+    visit = {
+        k: ""
+        for k in (
+            "source",
+            "medium",
+            "campaign",
+            "keyword",
+            "region",
+            "device",
+            "landing_page",
+            "last_page",
+        )
+    }
     if match.static:
-        visit.update(source=match.static.source, medium=match.static.medium,
-                     campaign=match.static.campaign, keyword=match.static.keyword,
-                     region=match.static.region)
+        visit.update(
+            source=match.static.source,
+            medium=match.static.medium,
+            campaign=match.static.campaign,
+            keyword=match.static.keyword,
+            region=match.static.region,
+        )
     elif match.sid:
         rec = _decode(await svc.redis.hgetall(svc.keys.session(match.sid)))
         visit.update({k: rec.get(k, "") for k in visit})
     out.update(visit)
     if caller:
-        out["first_time_caller"] = not await svc.redis.hexists(
-            svc.keys.callers(site.id), caller)
+        out["first_time_caller"] = not await svc.redis.hexists(svc.keys.callers(site.id), caller)
     return json_response(out)
 
 
@@ -265,11 +310,13 @@ async def conversion(request: Request) -> Response:
         raise BadRequest("currency must be an ISO 4217 code such as 'USD'", field="currency")
     tx = body.get("transaction_id", call_id)
     if not isinstance(tx, str) or not tx or len(tx) > 100:
-        raise BadRequest("transaction_id must be a string of 1-100 characters",
-                         field="transaction_id")
-    new = await outbox.enqueue_conversion(svc.redis, svc.keys, site, call_id, float(value),
-                                          currency.upper(), tx)
-    return json_response({"call_id": call_id, "transaction_id": tx, "queued": new,
-                          "duplicate": not new}, 202 if new else 200)
-
-
+        raise BadRequest(
+            "transaction_id must be a string of 1-100 characters", field="transaction_id"
+        )
+    new = await outbox.enqueue_conversion(
+        svc.redis, svc.keys, site, call_id, float(value), currency.upper(), tx
+    )
+    return json_response(
+        {"call_id": call_id, "transaction_id": tx, "queued": new, "duplicate": not new},
+        202 if new else 200,
+    )

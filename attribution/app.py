@@ -8,7 +8,6 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -60,8 +59,11 @@ async def metrics_route(request: Request) -> Response:
 async def snippet(request: Request) -> Response:
     body: bytes = request.app.state.snippet
     etag = request.app.state.snippet_etag
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=300",
-               "Access-Control-Allow-Origin": "*"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=300",
+        "Access-Control-Allow-Origin": "*",
+    }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
     return Response(body, headers=headers, media_type="application/javascript")
@@ -76,8 +78,11 @@ async def start_session(request: Request) -> Response:
     body = await json_object(request, svc.config.server.max_body_bytes)
     site = svc.tracker.site(body)
     cors = cors_headers(site, request)
-    ip = client_ip(request.client.host if request.client else None, request.headers,
-                   svc.config.server.trusted_proxies)
+    ip = client_ip(
+        request.client.host if request.client else None,
+        request.headers,
+        svc.config.server.trusted_proxies,
+    )
     if not (isinstance(body.get("sid"), str) and svc.signer.verify(site.id, body["sid"])):
         await svc.tracker.check_rate(ip)
     assignment = await svc.tracker.start(site, body, request.headers.get("user-agent", ""), ip)
@@ -116,18 +121,28 @@ ROUTES = [
 ]
 
 
-def create_app(config: Config, redis: AnyRedis, *, keys: Keys | None = None,
-               signer: Signer, geoip: GeoIP | None = None,
-               ga4_endpoint: str = GA4_ENDPOINT, run_worker: bool = True,
-               extra_routes: list[Route] | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    redis: AnyRedis,
+    *,
+    keys: Keys | None = None,
+    signer: Signer,
+    geoip: GeoIP | None = None,
+    ga4_endpoint: str = GA4_ENDPOINT,
+    run_worker: bool = True,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
     """The app for a loaded config and a Redis client (embedded, URL or Cluster)."""
-    svc = Services(config, redis, keys or Keys(), signer, geoip or GeoIP(None),
-                   ga4_endpoint, run_worker)
+    svc = Services(
+        config, redis, keys or Keys(), signer, geoip or GeoIP(None), ga4_endpoint, run_worker
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        svc.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
-                                     limits=httpx.Limits(max_keepalive_connections=20))
+        svc.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            limits=httpx.Limits(max_keepalive_connections=20),
+        )
         await svc.allocator.sync()
         for start in app.state.on_start:
             svc.tasks.append(asyncio.create_task(start(svc)))
@@ -141,11 +156,15 @@ def create_app(config: Config, redis: AnyRedis, *, keys: Keys | None = None,
                     await task
             svc.tasks.clear()
             await svc.http.aclose()
-            await svc.redis.aclose()     # the app owns the client it was given
+            await svc.redis.aclose()  # the app owns the client it was given
 
     routes = ROUTES + list(extra_routes or [])
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS,
-                    middleware=[Middleware(AccessLog)], lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(AccessLog)],
+        lifespan=lifespan,
+    )
     app.state.services = svc
     app.state.on_start = []
     outbox.install(app)

@@ -8,6 +8,7 @@ reported with where they were seen; exit 1 if any.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -41,10 +42,10 @@ COLLECT_JS = """() => {
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str          # "unswapped" | "partial"
-    number: str        # the site number concerned (E.164)
-    seen: str          # the text as the page shows it
-    where: str         # "text" | "tel"
+    kind: str  # "unswapped" | "partial"
+    number: str  # the site number concerned (E.164)
+    seen: str  # the text as the page shows it
+    where: str  # "text" | "tel"
 
 
 def _digits(text: str) -> str:
@@ -56,12 +57,13 @@ def national_of(digits: str, phone: Phone) -> str | None:
     n = len(phone.national)
     for prefix in ("", phone.country_code, "0", "1", "8"):
         if len(digits) == len(prefix) + n and digits.startswith(prefix):
-            return digits[len(prefix):]
+            return digits[len(prefix) :]
     return None
 
 
-def inspect(texts: Iterable[tuple[str, str]], own: Sequence[Phone],
-            tracking: Mapping[str, set[str]]) -> list[Finding]:
+def inspect(
+    texts: Iterable[tuple[str, str]], own: Sequence[Phone], tracking: Mapping[str, set[str]]
+) -> list[Finding]:
     """Findings for the (where, text) pairs a page shows; ``tracking`` maps each own
     number (E.164) to the national numbers of the pools that stand in for it."""
     findings = []
@@ -86,8 +88,9 @@ def _mixed(seen: str, original: str, tracking: set[str]) -> bool:
     if seen in tracking:
         return False
     for t in tracking:
-        if len(t) == len(seen) and all(c in (o, x) for c, o, x in zip(seen, original, t,
-                                                                      strict=True)):
+        if len(t) == len(seen) and all(
+            c in (o, x) for c, o, x in zip(seen, original, t, strict=True)
+        ):
             return True
     return False
 
@@ -109,30 +112,29 @@ def collect(url: str, wait_ms: int) -> list[tuple[str, str]]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        raise SystemExit("callpath audit needs Playwright: pip install 'callpath[audit]'"
-                         ) from None
-    exe = os.environ.get("CALLPATH_CHROMIUM") or (CHROMIUM if os.path.exists(CHROMIUM)
-                                                 else shutil.which("chromium"))
+        raise SystemExit("callpath audit needs Playwright: pip install 'callpath[audit]'") from None
+    exe = os.environ.get("CALLPATH_CHROMIUM") or (
+        CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=LAUNCH_ARGS)
         try:
             page = browser.new_page()
             page.goto(url, wait_until="load")
-            try:
+            with contextlib.suppress(Exception):  # no snippet, or no numbers: audit as is
                 page.wait_for_function(
                     "() => new Promise(r => window.callpath ? window.callpath.ready(() => r(1))"
-                    " : r(0))", timeout=wait_ms)
-            except Exception:  # no snippet, or it never got numbers: audit what shows
-                pass
+                    " : r(0))",
+                    timeout=wait_ms,
+                )
             page.wait_for_timeout(200)
             texts = [tuple(x) for x in page.evaluate(COLLECT_JS)]
         finally:
             browser.close()
-    return texts  # type: ignore[return-value]
+    return texts
 
 
-def run(config: Config, url: str, site_id: str | None = None, wait_ms: int = 5000
-        ) -> list[Finding]:
+def run(config: Config, url: str, site_id: str | None = None, wait_ms: int = 5000) -> list[Finding]:
     site = site_for(config, url, site_id)
     tracking: dict[str, set[str]] = {}
     for pool in site.pools:
@@ -155,9 +157,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("audit", help="open a page in headless Chromium and report every "
-                       "configured number that was not fully swapped")
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="open a page in headless Chromium and report every "
+        "configured number that was not fully swapped",
+    )
     p.add_argument("url")
     p.add_argument("--config")
     p.add_argument("--site", help="site id (default: the site whose domains list the host)")

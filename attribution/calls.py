@@ -26,10 +26,31 @@ from .matcher import Match, Matcher, Route
 from .redis_store import AnyRedis, is_cluster
 
 PAGE_MAX = 300
-SESSION_FIELDS = ("source", "medium", "campaign", "keyword", "region", "device", "landing_page",
-                  "last_page", "first_seen", "ga_client_id", "ga_session_id")
-ANSWER_FIELDS = ("call_id", "match", "candidates", "source", "medium", "campaign", "keyword",
-                 "region", "sid", "first_time_caller")
+SESSION_FIELDS = (
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "device",
+    "landing_page",
+    "last_page",
+    "first_seen",
+    "ga_client_id",
+    "ga_session_id",
+)
+ANSWER_FIELDS = (
+    "call_id",
+    "match",
+    "candidates",
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "sid",
+    "first_time_caller",
+)
 
 
 def iso(seconds: float | None) -> str | None:
@@ -40,24 +61,38 @@ def iso(seconds: float | None) -> str | None:
 
 def parse_context(site: Site) -> ParseContext:
     """How this site's PBX writes numbers and local times."""
-    return ParseContext(site.country, site.asterisk_timezone or site.timezone,
-                        site.asterisk_called)
+    return ParseContext(site.country, site.asterisk_timezone or site.timezone, site.asterisk_called)
 
 
 # Fields stored only when they carry something; readers get them back with these defaults.
 RECORD_DEFAULTS: dict[str, Any] = {
-    "answered_at": None, "ended_at": None, "recording_url": None, "pool": "", "sid": "",
-    "source": "", "medium": "", "campaign": "", "keyword": "", "region": "",
-    "landing_page": "", "last_page": "", "device": "", "time_on_site": None,
-    "ga_client_id": "", "ga_session_id": "", "value": None, "currency": None,
+    "answered_at": None,
+    "ended_at": None,
+    "recording_url": None,
+    "pool": "",
+    "sid": "",
+    "source": "",
+    "medium": "",
+    "campaign": "",
+    "keyword": "",
+    "region": "",
+    "landing_page": "",
+    "last_page": "",
+    "device": "",
+    "time_on_site": None,
+    "ga_client_id": "",
+    "ga_session_id": "",
+    "value": None,
+    "currency": None,
     "candidates": 0,
 }
 
 
 def compact(record: dict[str, Any]) -> str:
     """The stored JSON: empty fields left out (a call costs well under 1 KiB)."""
-    kept = {k: v for k, v in record.items()
-            if not (k in RECORD_DEFAULTS and v == RECORD_DEFAULTS[k])}
+    kept = {
+        k: v for k, v in record.items() if not (k in RECORD_DEFAULTS and v == RECORD_DEFAULTS[k])
+    }
     return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -77,12 +112,13 @@ def answer(record: dict[str, Any]) -> dict[str, Any]:
 class Prepared:
     cdr: Cdr
     route: Route
-    number: str          # the business number the call used (called, or caller if outbound)
+    number: str  # the business number the call used (called, or caller if outbound)
 
 
 class CallLog:
-    def __init__(self, config: Config, redis: AnyRedis, scripts: Scripts, keys: Keys,
-                 matcher: Matcher) -> None:
+    def __init__(
+        self, config: Config, redis: AnyRedis, scripts: Scripts, keys: Keys, matcher: Matcher
+    ) -> None:
         self.config = config
         self.redis = redis
         self.scripts = scripts
@@ -96,9 +132,11 @@ class CallLog:
         number = cdr.called if cdr.direction == "inbound" else cdr.caller
         route = self.matcher.route(number)
         if route.site is not None and route.site.id != site.id:
-            raise Forbidden(f"{'called' if cdr.direction == 'inbound' else 'caller'} number "
-                            "belongs to another site; use that site's key",
-                            field="called" if cdr.direction == "inbound" else "caller")
+            raise Forbidden(
+                f"{'called' if cdr.direction == 'inbound' else 'caller'} number "
+                "belongs to another site; use that site's key",
+                field="called" if cdr.direction == "inbound" else "caller",
+            )
         return Prepared(cdr, route, number)
 
     async def _run(self, calls: Sequence[tuple[Any, ...]], pipelined: bool) -> list[Any]:
@@ -116,24 +154,35 @@ class CallLog:
         """Match and store each prepared CDR; returns each call's attribution."""
         return [ans for ans, _ in await self.ingest_new(site, items)]
 
-    async def ingest_new(self, site: Site, items: Sequence[Prepared]
-                         ) -> list[tuple[dict[str, Any], bool]]:
+    async def ingest_new(
+        self, site: Site, items: Sequence[Prepared]
+    ) -> list[tuple[dict[str, Any], bool]]:
         """:meth:`ingest`, also saying whether each call was stored now (False: already was)."""
         # 1. lease history, for every inbound call to a pool number
-        todo = [(i, p) for i, p in enumerate(items)
-                if p.cdr.direction == "inbound" and p.route.pool is not None]
-        raws = await self._run([
-            self.matcher.match_args(site, p.route.pool, p.number, int(p.cdr.started_at * 1000))
-            for _, p in todo if p.route.pool is not None
-        ], pipelined=True)
+        todo = [
+            (i, p)
+            for i, p in enumerate(items)
+            if p.cdr.direction == "inbound" and p.route.pool is not None
+        ]
+        raws = await self._run(
+            [
+                self.matcher.match_args(site, p.route.pool, p.number, int(p.cdr.started_at * 1000))
+                for _, p in todo
+                if p.route.pool is not None
+            ],
+            pipelined=True,
+        )
         found: dict[int, Any] = {i: raw for (i, _), raw in zip(todo, raws, strict=True)}
         matches: list[Match] = []
         for i, p in enumerate(items):
             if p.cdr.direction != "inbound":
                 matches.append(Match("unattributed"))
                 continue
-            matches.append(await self.matcher.resolve(
-                site, p.route, found.get(i, []), p.cdr.caller, int(p.cdr.started_at * 1000)))
+            matches.append(
+                await self.matcher.resolve(
+                    site, p.route, found.get(i, []), p.cdr.caller, int(p.cdr.started_at * 1000)
+                )
+            )
         # 2. the sessions behind them
         sids = [m.sid for m in matches if m.sid]
         sessions: dict[str, dict[str, str]] = {}
@@ -142,13 +191,15 @@ class CallLog:
             for sid in sids:
                 pipe.hmget(self.keys.session(sid), SESSION_FIELDS)
             for sid, values in zip(sids, await pipe.execute(), strict=True):
-                sessions[sid] = {k: _s(v) for k, v in zip(SESSION_FIELDS, values, strict=True)
-                                 if v is not None}
+                sessions[sid] = {
+                    k: _s(v) for k, v in zip(SESSION_FIELDS, values, strict=True) if v is not None
+                }
         # 3. store, each call atomically with its outbox entry
-        records = [self._record(site, p, m, sessions.get(m.sid, {}))
-                   for p, m in zip(items, matches, strict=True)]
-        stored = await self._run([self._store_args(site, rec) for rec in records],
-                                 pipelined=True)
+        records = [
+            self._record(site, p, m, sessions.get(m.sid, {}))
+            for p, m in zip(items, matches, strict=True)
+        ]
+        stored = await self._run([self._store_args(site, rec) for rec in records], pipelined=True)
         out = []
         for (text, new), rec in zip(stored, records, strict=True):
             final = load_record(text)
@@ -157,34 +208,60 @@ class CallLog:
             out.append((answer(final), bool(int(new))))
         return out
 
-    def _record(self, site: Site, p: Prepared, m: Match, sess: dict[str, str]
-                ) -> dict[str, Any]:
+    def _record(self, site: Site, p: Prepared, m: Match, sess: dict[str, str]) -> dict[str, Any]:
         cdr = p.cdr
         started_ms = int(cdr.started_at * 1000)
         rec: dict[str, Any] = {
-            "call_id": cdr.call_id, "site": site.id, "direction": cdr.direction,
-            "caller": cdr.caller, "called": cdr.called,
-            "started_at": iso(cdr.started_at), "started_ms": started_ms,
-            "answered_at": iso(cdr.answered_at), "ended_at": iso(cdr.ended_at),
-            "status": cdr.status, "duration": cdr.duration, "billsec": cdr.billsec,
-            "recording_url": cdr.recording_url, "match": m.kind, "candidates": m.candidates,
-            "pool": m.pool.id if m.pool else "", "sid": m.sid,
-            "source": "", "medium": "", "campaign": "", "keyword": "", "region": "",
-            "landing_page": "", "last_page": "", "device": "", "time_on_site": None,
-            "first_time_caller": "?", "ga_client_id": "", "ga_session_id": "",
+            "call_id": cdr.call_id,
+            "site": site.id,
+            "direction": cdr.direction,
+            "caller": cdr.caller,
+            "called": cdr.called,
+            "started_at": iso(cdr.started_at),
+            "started_ms": started_ms,
+            "answered_at": iso(cdr.answered_at),
+            "ended_at": iso(cdr.ended_at),
+            "status": cdr.status,
+            "duration": cdr.duration,
+            "billsec": cdr.billsec,
+            "recording_url": cdr.recording_url,
+            "match": m.kind,
+            "candidates": m.candidates,
+            "pool": m.pool.id if m.pool else "",
+            "sid": m.sid,
+            "source": "",
+            "medium": "",
+            "campaign": "",
+            "keyword": "",
+            "region": "",
+            "landing_page": "",
+            "last_page": "",
+            "device": "",
+            "time_on_site": None,
+            "first_time_caller": "?",
+            "ga_client_id": "",
+            "ga_session_id": "",
             "value": m.pool.value if m.pool else None,
             "currency": m.pool.currency if m.pool else None,
         }
         if m.static is not None:
-            rec.update(source=m.static.source, medium=m.static.medium,
-                       campaign=m.static.campaign, keyword=m.static.keyword,
-                       region=m.static.region, pool="static")
+            rec.update(
+                source=m.static.source,
+                medium=m.static.medium,
+                campaign=m.static.campaign,
+                keyword=m.static.keyword,
+                region=m.static.region,
+                pool="static",
+            )
         elif sess:
             first = int(sess.get("first_seen") or started_ms)
             rec.update(
-                source=sess.get("source", ""), medium=sess.get("medium", ""),
-                campaign=sess.get("campaign", ""), keyword=sess.get("keyword", ""),
-                region=sess.get("region", ""), device=sess.get("device", ""),
+                source=sess.get("source", ""),
+                medium=sess.get("medium", ""),
+                campaign=sess.get("campaign", ""),
+                keyword=sess.get("keyword", ""),
+                region=sess.get("region", ""),
+                device=sess.get("device", ""),
                 landing_page=sess.get("landing_page", "")[:PAGE_MAX],
                 last_page=sess.get("last_page", "")[:PAGE_MAX],
                 time_on_site=max(0, (started_ms - first) // 1000),
@@ -211,9 +288,22 @@ class CallLog:
         party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
         day = datetime.fromtimestamp(rec["started_ms"] / 1000, site.timezone).strftime("%Y-%m-%d")
         text = compact(rec)
-        return ("store_call", self.keys.site(site.id), rec["call_id"], text, rec["started_ms"],
-                party, rec["status"], rec["direction"], "0" if why else "1", self.retention_ms,
-                rec["sid"], day, rec["match"], why)
+        return (
+            "store_call",
+            self.keys.site(site.id),
+            rec["call_id"],
+            text,
+            rec["started_ms"],
+            party,
+            rec["status"],
+            rec["direction"],
+            "0" if why else "1",
+            self.retention_ms,
+            rec["sid"],
+            day,
+            rec["match"],
+            why,
+        )
 
     # ------------------------------------------------------------ reading
 
@@ -221,13 +311,19 @@ class CallLog:
         raw = await self.redis.get(self.keys.call(site.id, call_id))
         return load_record(raw) if raw else None
 
-    async def between(self, site: Site, start_ms: int, end_ms: int, newest_first: bool = True,
-                      offset: int = 0, count: int = 1000) -> list[dict[str, Any]]:
+    async def between(
+        self,
+        site: Site,
+        start_ms: int,
+        end_ms: int,
+        newest_first: bool = True,
+        offset: int = 0,
+        count: int = 1000,
+    ) -> list[dict[str, Any]]:
         """Call records started in [start_ms, end_ms]."""
         key = self.keys.calls(site.id)
         if newest_first:
-            ids = await self.redis.zrevrangebyscore(key, end_ms, start_ms, start=offset,
-                                                    num=count)
+            ids = await self.redis.zrevrangebyscore(key, end_ms, start_ms, start=offset, num=count)
         else:
             ids = await self.redis.zrangebyscore(key, start_ms, end_ms, start=offset, num=count)
         if not ids:

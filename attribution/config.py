@@ -90,7 +90,7 @@ class Site:
     statics: tuple[Static, ...] = ()
     ga4: Ga4 | None = None
     asterisk_called: str = "dst"
-    asterisk_timezone: ZoneInfo | None = None     # cdr_csv with usegmtime=yes: "UTC"
+    asterisk_timezone: ZoneInfo | None = None  # cdr_csv with usegmtime=yes: "UTC"
     api_key: Secret | None = field(default=None, repr=False)
 
     def pool(self, pool_id: str) -> Pool | None:
@@ -159,16 +159,22 @@ class Config:
             key = env.get(site.api_key_env, "")
             if not key:
                 problems.append(
-                    (f"site[{i}].api_key_env", f"environment variable {site.api_key_env} "
-                     f"is not set (the API key of site {site.id!r})")
+                    (
+                        f"site[{i}].api_key_env",
+                        f"environment variable {site.api_key_env} "
+                        f"is not set (the API key of site {site.id!r})",
+                    )
                 )
             ga4 = site.ga4
             if ga4 is not None:
                 secret = env.get(ga4.api_secret_env, "")
                 if not secret:
                     problems.append(
-                        (f"site[{i}].ga4.api_secret_env", f"environment variable "
-                         f"{ga4.api_secret_env} is not set (GA4 API secret of site {site.id!r})")
+                        (
+                            f"site[{i}].ga4.api_secret_env",
+                            f"environment variable "
+                            f"{ga4.api_secret_env} is not set (GA4 API secret of site {site.id!r})",
+                        )
                     )
                 ga4 = replace(ga4, api_secret=Secret(secret))
             sites.append(replace(site, api_key=Secret(key), ga4=ga4))
@@ -197,8 +203,15 @@ class _Reader:
                 where = f"{path}.{key}" if path else key
                 self.err(where, f"unknown key{hint}; allowed: {', '.join(allowed)}")
 
-    def get(self, table: Mapping[str, Any], key: str, path: str, kind: type | tuple[type, ...],
-            default: Any = None, required: bool = False) -> Any:
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        path: str,
+        kind: type | tuple[type, ...],
+        default: Any = None,
+        required: bool = False,
+    ) -> Any:
         where = f"{path}.{key}" if path else key
         if key not in table:
             if required:
@@ -207,14 +220,15 @@ class _Reader:
         value = table[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
             self.err(where, f"must be a {_tomltype(names)}, got {value!r}")
             return default
         return value
 
-    def str_list(self, table: Mapping[str, Any], key: str, path: str,
-                 required: bool = False) -> list[str]:
+    def str_list(
+        self, table: Mapping[str, Any], key: str, path: str, required: bool = False
+    ) -> list[str]:
         value = self.get(table, key, path, list, [], required)
         out = []
         for i, item in enumerate(value):
@@ -232,12 +246,19 @@ class _Reader:
 
 
 def _tomltype(name: str) -> str:
-    return {"str": "string", "int": "integer", "float": "number", "list": "list",
-            "dict": "table", "bool": "boolean"}.get(name, name)
+    return {
+        "str": "string",
+        "int": "integer",
+        "float": "number",
+        "list": "list",
+        "dict": "table",
+        "bool": "boolean",
+    }.get(name, name)
 
 
-def parse_phone(text: str, country: str, path: str = "number",
-                reader: _Reader | None = None) -> Phone | None:
+def parse_phone(
+    text: str, country: str, path: str = "number", reader: _Reader | None = None
+) -> Phone | None:
     """Parse a configured number with the site's country; None (and a problem) if it can't."""
     try:
         num = phonenumbers.parse(text, country or None)
@@ -247,15 +268,28 @@ def parse_phone(text: str, country: str, path: str = "number",
         return None
     if not phonenumbers.is_possible_number(num):
         if reader:
-            reader.err(path, f"{text!r} is not a possible phone number for country "
-                       f"{country or '(none)'}")
+            reader.err(
+                path, f"{text!r} is not a possible phone number for country {country or '(none)'}"
+            )
         return None
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     return Phone(e164, str(num.country_code), phonenumbers.national_significant_number(num))
 
 
-SITE_KEYS = ("id", "domains", "country", "timezone", "replace", "api_key_env", "ga4",
-             "asterisk_called", "asterisk_timezone", "region", "pool", "static")
+SITE_KEYS = (
+    "id",
+    "domains",
+    "country",
+    "timezone",
+    "replace",
+    "api_key_env",
+    "ga4",
+    "asterisk_called",
+    "asterisk_timezone",
+    "region",
+    "pool",
+    "static",
+)
 POOL_KEYS = ("id", "match", "replace", "numbers", "on_exhausted", "value", "currency")
 STATIC_KEYS = ("number", "source", "medium", "campaign", "keyword", "region")
 REGION_KEYS = ("id", "geoip")
@@ -397,12 +431,14 @@ def _site(r: _Reader, raw: Mapping[str, Any], path: str, owners: dict[str, str])
         region_ids.add(rid)
         geo = r.get(reg, "geoip", rpath, dict, {})
         r.known(geo, f"{rpath}.geoip", GEOIP_KEYS)
-        regions.append(RegionRule(
-            rid,
-            tuple(c.upper() for c in r.str_list(geo, "countries", f"{rpath}.geoip")),
-            tuple(r.str_list(geo, "subdivisions", f"{rpath}.geoip")),
-            tuple(r.str_list(geo, "cities", f"{rpath}.geoip")),
-        ))
+        regions.append(
+            RegionRule(
+                rid,
+                tuple(c.upper() for c in r.str_list(geo, "countries", f"{rpath}.geoip")),
+                tuple(r.str_list(geo, "subdivisions", f"{rpath}.geoip")),
+                tuple(r.str_list(geo, "cities", f"{rpath}.geoip")),
+            )
+        )
 
     pools = []
     pool_ids: set[str] = set()
@@ -426,24 +462,53 @@ def _site(r: _Reader, raw: Mapping[str, Any], path: str, owners: dict[str, str])
             r.err(spath, "must be a table ([[site.static]])")
             continue
         r.known(raws, spath, STATIC_KEYS)
-        phone = r.phone(raws.get("number"), country, f"{spath}.number") if "number" in raws \
+        phone = (
+            r.phone(raws.get("number"), country, f"{spath}.number")
+            if "number" in raws
             else r.get(raws, "number", spath, str, None, required=True)
+        )
         source = r.get(raws, "source", spath, str, "", required=True)
         medium = r.get(raws, "medium", spath, str, "", required=True)
         if phone is None:
             continue
         _claim(r, owners, phone, f"{spath}.number", own_set)
-        statics.append(Static(phone, source, medium,
-                              r.get(raws, "campaign", spath, str, ""),
-                              r.get(raws, "keyword", spath, str, ""),
-                              r.get(raws, "region", spath, str, "")))
-    return Site(sid, tuple(d.lower() for d in domains), country, tz, tuple(own), key_env,
-                tuple(pools), tuple(regions), tuple(statics), ga4, asterisk_called, asterisk_tz)
+        statics.append(
+            Static(
+                phone,
+                source,
+                medium,
+                r.get(raws, "campaign", spath, str, ""),
+                r.get(raws, "keyword", spath, str, ""),
+                r.get(raws, "region", spath, str, ""),
+            )
+        )
+    return Site(
+        sid,
+        tuple(d.lower() for d in domains),
+        country,
+        tz,
+        tuple(own),
+        key_env,
+        tuple(pools),
+        tuple(regions),
+        tuple(statics),
+        ga4,
+        asterisk_called,
+        asterisk_tz,
+    )
 
 
-def _pool(r: _Reader, raw: Mapping[str, Any], path: str, country: str, own: list[Phone],
-          own_set: set[str], region_ids: set[str], owners: dict[str, str],
-          site_id: str) -> Pool | None:
+def _pool(
+    r: _Reader,
+    raw: Mapping[str, Any],
+    path: str,
+    country: str,
+    own: list[Phone],
+    own_set: set[str],
+    region_ids: set[str],
+    owners: dict[str, str],
+    site_id: str,
+) -> Pool | None:
     r.known(raw, path, POOL_KEYS)
     pid = r.get(raw, "id", path, str, "", required=True)
     if "id" in raw and not _is_ident(pid):
@@ -456,15 +521,20 @@ def _pool(r: _Reader, raw: Mapping[str, Any], path: str, country: str, own: list
             value = r.get(match, key, f"{path}.match", str, "")
             if key == "region" and value not in region_ids:
                 known = ", ".join(sorted(region_ids)) or "none defined"
-                r.err(f"{path}.match.region", f"region {value!r} is not defined by any "
-                      f"[[site.region]] of this site (known: {known})")
+                r.err(
+                    f"{path}.match.region",
+                    f"region {value!r} is not defined by any "
+                    f"[[site.region]] of this site (known: {known})",
+                )
             pairs.append((key, value))
     rep: Phone | None = own[0] if own else None
     if "replace" in raw:
         rep = r.phone(raw["replace"], country, f"{path}.replace")
         if rep is not None and rep.e164 not in own_set:
-            r.err(f"{path}.replace", f"{raw['replace']!r} is not one of the site's own numbers "
-                  f"(site.replace)")
+            r.err(
+                f"{path}.replace",
+                f"{raw['replace']!r} is not one of the site's own numbers (site.replace)",
+            )
             rep = None
     on_exhausted = r.get(raw, "on_exhausted", path, str, "share-oldest")
     if on_exhausted not in ON_EXHAUSTED:
@@ -488,19 +558,31 @@ def _pool(r: _Reader, raw: Mapping[str, Any], path: str, country: str, own: list
         r.err(f"{path}.currency", "is required when value is set (GA4 needs both)")
     if rep is None:
         return None
-    return Pool(pid, tuple(pairs), rep, tuple(numbers), on_exhausted,
-                float(value) if value is not None else None,
-                currency.upper() if currency else None)
+    return Pool(
+        pid,
+        tuple(pairs),
+        rep,
+        tuple(numbers),
+        on_exhausted,
+        float(value) if value is not None else None,
+        currency.upper() if currency else None,
+    )
 
 
 def _claim(r: _Reader, owners: dict[str, str], phone: Phone, path: str, own: set[str]) -> bool:
     if phone.e164 in own:
-        r.err(path, f"{phone.e164} is the site's own number; a tracking number must differ "
-              "from the number it replaces")
+        r.err(
+            path,
+            f"{phone.e164} is the site's own number; a tracking number must differ "
+            "from the number it replaces",
+        )
         return False
     if phone.e164 in owners:
-        r.err(path, f"{phone.e164} is already used at {owners[phone.e164]}; a call to it "
-              "could not be attributed")
+        r.err(
+            path,
+            f"{phone.e164} is already used at {owners[phone.e164]}; a call to it "
+            "could not be attributed",
+        )
         return False
     owners[phone.e164] = path
     return True

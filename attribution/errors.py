@@ -34,8 +34,13 @@ class ApiError(Exception):
     status = 400
     error = "bad_request"
 
-    def __init__(self, detail: str, field: str | None = None, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        field: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field

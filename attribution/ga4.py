@@ -86,29 +86,73 @@ class Limits:
 
 LIMITS = Limits()
 
-RESERVED_EVENT_NAMES = frozenset({
-    "ad_activeview", "ad_click", "ad_exposure", "ad_impression", "ad_query", "ad_reward",
-    "adunit_exposure", "app_background", "app_clear_data", "app_exception", "app_install",
-    "app_remove", "app_store_refund", "app_store_subscription_cancel",
-    "app_store_subscription_convert", "app_store_subscription_renew", "app_uninstall",
-    "app_update", "app_upgrade", "dynamic_link_app_open", "dynamic_link_app_update",
-    "dynamic_link_first_open", "error", "first_open", "first_visit", "in_app_purchase",
-    "notification_dismiss", "notification_foreground", "notification_open",
-    "notification_receive", "os_update", "screen_view", "session_start", "user_engagement",
-})
+RESERVED_EVENT_NAMES = frozenset(
+    {
+        "ad_activeview",
+        "ad_click",
+        "ad_exposure",
+        "ad_impression",
+        "ad_query",
+        "ad_reward",
+        "adunit_exposure",
+        "app_background",
+        "app_clear_data",
+        "app_exception",
+        "app_install",
+        "app_remove",
+        "app_store_refund",
+        "app_store_subscription_cancel",
+        "app_store_subscription_convert",
+        "app_store_subscription_renew",
+        "app_uninstall",
+        "app_update",
+        "app_upgrade",
+        "dynamic_link_app_open",
+        "dynamic_link_app_update",
+        "dynamic_link_first_open",
+        "error",
+        "first_open",
+        "first_visit",
+        "in_app_purchase",
+        "notification_dismiss",
+        "notification_foreground",
+        "notification_open",
+        "notification_receive",
+        "os_update",
+        "screen_view",
+        "session_start",
+        "user_engagement",
+    }
+)
 RESERVED_EVENT_PREFIXES = ("_", "google_", "ga_", "firebase_", "gtag.")
 RESERVED_PARAM_NAMES = frozenset({"firebase_conversion"})
 RESERVED_PARAM_PREFIXES = ("_", "google_", "ga_", "firebase_")
-RESERVED_USER_PROPERTIES = frozenset({
-    "first_open_time", "first_visit_time", "last_deep_link_referrer", "user_id",
-    "first_open_after_install",
-})
+RESERVED_USER_PROPERTIES = frozenset(
+    {
+        "first_open_time",
+        "first_visit_time",
+        "last_deep_link_referrer",
+        "user_id",
+        "first_open_after_install",
+    }
+)
 RESERVED_USER_PROPERTY_PREFIXES = ("_", "google_", "ga_", "firebase_")
-BODY_FIELDS = frozenset({
-    "client_id", "user_id", "timestamp_micros", "user_properties", "consent",
-    "non_personalized_ads", "events", "user_data", "user_location", "ip_override", "device",
-    "validation_behavior",
-})
+BODY_FIELDS = frozenset(
+    {
+        "client_id",
+        "user_id",
+        "timestamp_micros",
+        "user_properties",
+        "consent",
+        "non_personalized_ads",
+        "events",
+        "user_data",
+        "user_location",
+        "ip_override",
+        "device",
+        "validation_behavior",
+    }
+)
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
@@ -175,58 +219,89 @@ def render(message: Mapping[str, Any]) -> str:
     return f"{code} {path}: {message.get('description', '')}".replace(" :", ":")
 
 
-def _check_name(path: str, name: Any, kind: str, max_len: int, reserved: frozenset[str],
-                prefixes: tuple[str, ...], out: list[dict[str, str]]) -> None:
+def _check_name(
+    path: str,
+    name: Any,
+    kind: str,
+    max_len: int,
+    reserved: frozenset[str],
+    prefixes: tuple[str, ...],
+    out: list[dict[str, str]],
+) -> None:
     if not isinstance(name, str) or not name:
-        out.append(_msg(path, f"{kind} name is required and must be a string",
-                        "VALUE_REQUIRED"))
+        out.append(_msg(path, f"{kind} name is required and must be a string", "VALUE_REQUIRED"))
         return
     if len(name) > max_len:
-        out.append(_msg(path, f"{kind} name {name[:60]!r} is longer than {max_len} "
-                        "characters", "VALUE_OUT_OF_BOUNDS"))
+        out.append(
+            _msg(
+                path,
+                f"{kind} name {name[:60]!r} is longer than {max_len} characters",
+                "VALUE_OUT_OF_BOUNDS",
+            )
+        )
     if name in reserved:
         out.append(_msg(path, f"{kind} name {name!r} is reserved", "NAME_RESERVED"))
     elif name.startswith(prefixes):
-        out.append(_msg(path, f"{kind} name {name!r} starts with a reserved prefix "
-                        f"({', '.join(prefixes)})", "NAME_RESERVED"))
+        out.append(
+            _msg(
+                path,
+                f"{kind} name {name!r} starts with a reserved prefix ({', '.join(prefixes)})",
+                "NAME_RESERVED",
+            )
+        )
     elif not _NAME.match(name):
-        out.append(_msg(path, f"{kind} name {name[:60]!r} must start with a letter and use "
-                        "only letters, digits and underscores", "NAME_INVALID"))
+        out.append(
+            _msg(
+                path,
+                f"{kind} name {name[:60]!r} must start with a letter and use "
+                "only letters, digits and underscores",
+                "NAME_INVALID",
+            )
+        )
 
 
 def _check_value(path: str, value: Any, out: list[dict[str, str]]) -> None:
     if isinstance(value, bool) or value is None:
-        out.append(_msg(path, "parameter value must be a string or a number",
-                        "VALUE_INVALID"))
+        out.append(_msg(path, "parameter value must be a string or a number", "VALUE_INVALID"))
     elif isinstance(value, str):
         if len(value) > LIMITS.param_value_len:
-            out.append(_msg(path, f"parameter value is longer than {LIMITS.param_value_len} "
-                            "characters", "VALUE_OUT_OF_BOUNDS"))
+            out.append(
+                _msg(
+                    path,
+                    f"parameter value is longer than {LIMITS.param_value_len} characters",
+                    "VALUE_OUT_OF_BOUNDS",
+                )
+            )
     elif isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
-            out.append(_msg(path, "parameter value must be a finite number",
-                            "VALUE_INVALID"))
+            out.append(_msg(path, "parameter value must be a finite number", "VALUE_INVALID"))
     else:
-        out.append(_msg(path, "parameter value must be a string or a number",
-                        "VALUE_INVALID"))
+        out.append(_msg(path, "parameter value must be a string or a number", "VALUE_INVALID"))
 
 
 def _check_timestamp(path: str, value: Any, now_s: float, out: list[dict[str, str]]) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        out.append(_msg(path, "timestamp_micros must be an integer (Unix microseconds)",
-                        "VALUE_INVALID"))
+        out.append(
+            _msg(path, "timestamp_micros must be an integer (Unix microseconds)", "VALUE_INVALID")
+        )
         return
     age_s = now_s - value / 1e6
     if age_s > LIMITS.max_age_s:
-        out.append(_msg(path, f"timestamp_micros is {age_s / 3600:.1f} hours in the past; "
-                        f"at most {LIMITS.max_age_s // 3600} hours are accepted",
-                        "VALUE_OUT_OF_BOUNDS"))
+        out.append(
+            _msg(
+                path,
+                f"timestamp_micros is {age_s / 3600:.1f} hours in the past; "
+                f"at most {LIMITS.max_age_s // 3600} hours are accepted",
+                "VALUE_OUT_OF_BOUNDS",
+            )
+        )
     elif age_s < -LIMITS.future_tolerance_s:
         out.append(_msg(path, "timestamp_micros is in the future", "VALUE_OUT_OF_BOUNDS"))
 
 
-def validation_messages(payload: Any, now_s: float | None = None,
-                        size: int | None = None) -> list[dict[str, str]]:
+def validation_messages(
+    payload: Any, now_s: float | None = None, size: int | None = None
+) -> list[dict[str, str]]:
     """Every rule ``payload`` breaks, as GA's debug endpoint words them.
 
     ``size`` is the encoded body's length in bytes when known (else it is computed).
@@ -238,21 +313,26 @@ def validation_messages(payload: Any, now_s: float | None = None,
     if size is None:
         size = len(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
     if size > LIMITS.payload_bytes:
-        out.append(_msg("", f"the body is {size} bytes; at most {LIMITS.payload_bytes} "
-                        "are accepted", "VALUE_OUT_OF_BOUNDS"))
+        out.append(
+            _msg(
+                "",
+                f"the body is {size} bytes; at most {LIMITS.payload_bytes} are accepted",
+                "VALUE_OUT_OF_BOUNDS",
+            )
+        )
     for key in payload:
         if key not in BODY_FIELDS:
             out.append(_msg(str(key), f"unknown field {str(key)[:60]!r}", "NAME_INVALID"))
     cid = payload.get("client_id")
     if not isinstance(cid, str) or not cid.strip():
-        out.append(_msg("client_id", "client_id is required for a web stream",
-                        "VALUE_REQUIRED"))
-    if "user_id" in payload and (not isinstance(payload["user_id"], str)
-                                 or len(payload["user_id"]) > 256):
-        out.append(_msg("user_id", "user_id must be a string of at most 256 characters",
-                        "VALUE_INVALID"))
-    if "non_personalized_ads" in payload and not isinstance(payload["non_personalized_ads"],
-                                                            bool):
+        out.append(_msg("client_id", "client_id is required for a web stream", "VALUE_REQUIRED"))
+    if "user_id" in payload and (
+        not isinstance(payload["user_id"], str) or len(payload["user_id"]) > 256
+    ):
+        out.append(
+            _msg("user_id", "user_id must be a string of at most 256 characters", "VALUE_INVALID")
+        )
+    if "non_personalized_ads" in payload and not isinstance(payload["non_personalized_ads"], bool):
         out.append(_msg("non_personalized_ads", "must be true or false", "VALUE_INVALID"))
     if "timestamp_micros" in payload:
         _check_timestamp("timestamp_micros", payload["timestamp_micros"], now, out)
@@ -262,8 +342,13 @@ def validation_messages(payload: Any, now_s: float | None = None,
         out.append(_msg("events", "at least one event is required", "VALUE_REQUIRED"))
         return out
     if len(events) > LIMITS.events_per_request:
-        out.append(_msg("events", f"{len(events)} events; at most "
-                        f"{LIMITS.events_per_request} per request", "EXCEEDED_MAX_ENTITIES"))
+        out.append(
+            _msg(
+                "events",
+                f"{len(events)} events; at most {LIMITS.events_per_request} per request",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        )
     for i, event in enumerate(events):
         _check_event(f"events[{i}]", event, now, out)
     return out
@@ -276,24 +361,45 @@ def _check_user_properties(props: Any, now_s: float, out: list[dict[str, str]]) 
         out.append(_msg("user_properties", "must be an object", "VALUE_INVALID"))
         return
     if len(props) > LIMITS.user_properties:
-        out.append(_msg("user_properties", f"{len(props)} user properties; at most "
-                        f"{LIMITS.user_properties}", "EXCEEDED_MAX_ENTITIES"))
+        out.append(
+            _msg(
+                "user_properties",
+                f"{len(props)} user properties; at most {LIMITS.user_properties}",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        )
     for name, prop in props.items():
         path = f"user_properties.{name}"
-        _check_name(path, name, "user property", LIMITS.user_property_name_len,
-                    RESERVED_USER_PROPERTIES, RESERVED_USER_PROPERTY_PREFIXES, out)
+        _check_name(
+            path,
+            name,
+            "user property",
+            LIMITS.user_property_name_len,
+            RESERVED_USER_PROPERTIES,
+            RESERVED_USER_PROPERTY_PREFIXES,
+            out,
+        )
         if not isinstance(prop, dict) or "value" not in prop:
-            out.append(_msg(path, "a user property is an object with a value",
-                            "VALUE_INVALID"))
+            out.append(_msg(path, "a user property is an object with a value", "VALUE_INVALID"))
             continue
         value = prop["value"]
         if isinstance(value, str) and len(value) > LIMITS.user_property_value_len:
-            out.append(_msg(f"{path}.value", "user property value is longer than "
-                            f"{LIMITS.user_property_value_len} characters",
-                            "VALUE_OUT_OF_BOUNDS"))
+            out.append(
+                _msg(
+                    f"{path}.value",
+                    "user property value is longer than "
+                    f"{LIMITS.user_property_value_len} characters",
+                    "VALUE_OUT_OF_BOUNDS",
+                )
+            )
         elif not isinstance(value, str | int | float) or isinstance(value, bool):
-            out.append(_msg(f"{path}.value", "user property value must be a string or a "
-                            "number", "VALUE_INVALID"))
+            out.append(
+                _msg(
+                    f"{path}.value",
+                    "user property value must be a string or a number",
+                    "VALUE_INVALID",
+                )
+            )
         if "timestamp_micros" in prop:
             _check_timestamp(f"{path}.timestamp_micros", prop["timestamp_micros"], now_s, out)
 
@@ -301,8 +407,15 @@ def _check_user_properties(props: Any, now_s: float, out: list[dict[str, str]]) 
 def event_name_problems(name: str) -> list[str]:
     """Why GA4 would refuse this event name (empty when it is fine); used by the config."""
     out: list[dict[str, str]] = []
-    _check_name("event_name", name, "event", LIMITS.event_name_len, RESERVED_EVENT_NAMES,
-                RESERVED_EVENT_PREFIXES, out)
+    _check_name(
+        "event_name",
+        name,
+        "event",
+        LIMITS.event_name_len,
+        RESERVED_EVENT_NAMES,
+        RESERVED_EVENT_PREFIXES,
+        out,
+    )
     return [m["description"] for m in out]
 
 
@@ -310,8 +423,15 @@ def _check_event(path: str, event: Any, now_s: float, out: list[dict[str, str]])
     if not isinstance(event, dict):
         out.append(_msg(path, "an event must be an object", "VALUE_INVALID"))
         return
-    _check_name(f"{path}.name", event.get("name"), "event", LIMITS.event_name_len,
-                RESERVED_EVENT_NAMES, RESERVED_EVENT_PREFIXES, out)
+    _check_name(
+        f"{path}.name",
+        event.get("name"),
+        "event",
+        LIMITS.event_name_len,
+        RESERVED_EVENT_NAMES,
+        RESERVED_EVENT_PREFIXES,
+        out,
+    )
     if "timestamp_micros" in event:
         _check_timestamp(f"{path}.timestamp_micros", event["timestamp_micros"], now_s, out)
     params = event.get("params", {})
@@ -319,19 +439,36 @@ def _check_event(path: str, event: Any, now_s: float, out: list[dict[str, str]])
         out.append(_msg(f"{path}.params", "params must be an object", "VALUE_INVALID"))
         return
     if len(params) > LIMITS.params_per_event:
-        out.append(_msg(f"{path}.params", f"{len(params)} parameters; at most "
-                        f"{LIMITS.params_per_event} per event", "EXCEEDED_MAX_ENTITIES"))
+        out.append(
+            _msg(
+                f"{path}.params",
+                f"{len(params)} parameters; at most {LIMITS.params_per_event} per event",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        )
     for name, value in params.items():
         ppath = f"{path}.params.{name}"
-        _check_name(ppath, name, "parameter", LIMITS.param_name_len, RESERVED_PARAM_NAMES,
-                    RESERVED_PARAM_PREFIXES, out)
+        _check_name(
+            ppath,
+            name,
+            "parameter",
+            LIMITS.param_name_len,
+            RESERVED_PARAM_NAMES,
+            RESERVED_PARAM_PREFIXES,
+            out,
+        )
         if name == "items":
             _check_items(ppath, value, out)
         else:
             _check_value(ppath, value, out)
     if "value" in params and "currency" not in params:
-        out.append(_msg(f"{path}.params.currency", "currency is required when value is set",
-                        "VALUE_REQUIRED"))
+        out.append(
+            _msg(
+                f"{path}.params.currency",
+                "currency is required when value is set",
+                "VALUE_REQUIRED",
+            )
+        )
 
 
 def _check_items(path: str, items: Any, out: list[dict[str, str]]) -> None:
@@ -339,15 +476,32 @@ def _check_items(path: str, items: Any, out: list[dict[str, str]]) -> None:
         out.append(_msg(path, "items must be a list of objects", "VALUE_INVALID"))
         return
     if len(items) > LIMITS.items_per_event:
-        out.append(_msg(path, f"{len(items)} items; at most {LIMITS.items_per_event}",
-                        "EXCEEDED_MAX_ENTITIES"))
+        out.append(
+            _msg(
+                path,
+                f"{len(items)} items; at most {LIMITS.items_per_event}",
+                "EXCEEDED_MAX_ENTITIES",
+            )
+        )
     for i, item in enumerate(items):
         if len(item) > LIMITS.item_params:
-            out.append(_msg(f"{path}[{i}]", f"{len(item)} item parameters; at most "
-                            f"{LIMITS.item_params}", "EXCEEDED_MAX_ENTITIES"))
+            out.append(
+                _msg(
+                    f"{path}[{i}]",
+                    f"{len(item)} item parameters; at most {LIMITS.item_params}",
+                    "EXCEEDED_MAX_ENTITIES",
+                )
+            )
         for name, value in item.items():
-            _check_name(f"{path}[{i}].{name}", name, "item parameter", LIMITS.param_name_len,
-                        RESERVED_PARAM_NAMES, RESERVED_PARAM_PREFIXES, out)
+            _check_name(
+                f"{path}[{i}].{name}",
+                name,
+                "item parameter",
+                LIMITS.param_name_len,
+                RESERVED_PARAM_NAMES,
+                RESERVED_PARAM_PREFIXES,
+                out,
+            )
             _check_value(f"{path}[{i}].{name}", value, out)
 
 
@@ -368,7 +522,7 @@ def _clean_text(value: Any, call: Mapping[str, Any]) -> str | None:
     """
     if not isinstance(value, str):
         return None
-    text = value.strip()[:LIMITS.param_value_len]
+    text = value.strip()[: LIMITS.param_value_len]
     if not text or _EMAIL.search(text) or _PHONE.search(text):
         return None
     digits = "".join(c for c in text if c.isdigit())
@@ -406,8 +560,11 @@ def _event_time_us(at_ms: int, now_s: float, what: str) -> int:
     at_s = at_ms / 1000
     age = now_s - at_s
     if age > LIMITS.max_age_s - LIMITS.send_margin_s:
-        raise Refused("outside_window", f"{what} was {age / 3600:.1f} h ago; GA4 takes events "
-                      f"at most {LIMITS.max_age_s // 3600} h old")
+        raise Refused(
+            "outside_window",
+            f"{what} was {age / 3600:.1f} h ago; GA4 takes events "
+            f"at most {LIMITS.max_age_s // 3600} h old",
+        )
     if age < -LIMITS.pbx_skew_s:
         raise Refused("outside_window", f"{what} is {-age:.0f} s in the future")
     return int(min(at_s, now_s) * 1_000_000)
@@ -420,8 +577,11 @@ def _ga4_of(site: Site) -> Any:
 
 
 def _channel_params(call: Mapping[str, Any], params: dict[str, Any]) -> None:
-    for field, name in (("source", "call_source"), ("medium", "call_medium"),
-                        ("campaign", "call_campaign")):
+    for field, name in (
+        ("source", "call_source"),
+        ("medium", "call_medium"),
+        ("campaign", "call_campaign"),
+    ):
         text = _clean_text(call.get(field), call)
         if text:
             params[name] = text
@@ -451,27 +611,42 @@ def call_event(call: Mapping[str, Any], site: Site, now_s: float) -> dict[str, A
     if sid is not None:
         params["session_id"] = sid
     params["engagement_time_msec"] = 1
-    params["call_status"] = status[:LIMITS.param_value_len] or "unknown"
-    params["call_duration"] = int(duration) if isinstance(duration, int | float) and \
-        not isinstance(duration, bool) else 0
+    params["call_status"] = status[: LIMITS.param_value_len] or "unknown"
+    params["call_duration"] = (
+        int(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else 0
+    )
     params["first_time_caller"] = "yes" if call.get("first_time_caller") is True else "no"
     match = call.get("match")
     if match in ("exact", "ambiguous", "static"):
         params["call_match"] = match
     _channel_params(call, params)
     value, currency = call.get("value"), call.get("currency")
-    if isinstance(value, int | float) and not isinstance(value, bool) and \
-            isinstance(currency, str) and len(currency) == 3 and currency.isalpha():
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and isinstance(currency, str)
+        and len(currency) == 3
+        and currency.isalpha()
+    ):
         params["value"] = float(value)
         params["currency"] = currency.upper()
-    payload = {"client_id": cid, "timestamp_micros": ts,
-               "events": [{"name": ga4.event_name, "params": params}]}
+    payload = {
+        "client_id": cid,
+        "timestamp_micros": ts,
+        "events": [{"name": ga4.event_name, "params": params}],
+    }
     return _checked(payload, now_s)
 
 
-def conversion_event(call: Mapping[str, Any], site: Site, value: float, currency: str,
-                     transaction_id: str, now_s: float,
-                     at_s: float | None = None) -> dict[str, Any]:
+def conversion_event(
+    call: Mapping[str, Any],
+    site: Site,
+    value: float,
+    currency: str,
+    transaction_id: str,
+    now_s: float,
+    at_s: float | None = None,
+) -> dict[str, Any]:
     """A ``purchase`` for the money a call brought (see the module notes).
 
     Its time is when the conversion was reported (``at_s``, default ``now_s``), and it
@@ -479,10 +654,13 @@ def conversion_event(call: Mapping[str, Any], site: Site, value: float, currency
     """
     _ga4_of(site)
     cid = _client_id(call)
-    ts = _event_time_us(int((now_s if at_s is None else at_s) * 1000), now_s,
-                        "the conversion")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-            value) or value < 0:
+    ts = _event_time_us(int((now_s if at_s is None else at_s) * 1000), now_s, "the conversion")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise Refused("invalid_event", "value must be a finite number ≥ 0")
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise Refused("invalid_event", "currency must be an ISO 4217 code")
@@ -499,8 +677,11 @@ def conversion_event(call: Mapping[str, Any], site: Site, value: float, currency
     params["currency"] = currency.upper()
     params["conversion_source"] = "phone_call"
     _channel_params(call, params)
-    payload = {"client_id": cid, "timestamp_micros": ts,
-               "events": [{"name": CONVERSION_EVENT, "params": params}]}
+    payload = {
+        "client_id": cid,
+        "timestamp_micros": ts,
+        "events": [{"name": CONVERSION_EVENT, "params": params}],
+    }
     return _checked(payload, now_s)
 
 
@@ -514,8 +695,10 @@ class _RedactSecret(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.args = tuple(self._pattern.sub(r"\1***", a) if isinstance(a, str)
-                                else self._scrub(a) for a in record.args)
+            record.args = tuple(
+                self._pattern.sub(r"\1***", a) if isinstance(a, str) else self._scrub(a)
+                for a in record.args
+            )
         if isinstance(record.msg, str):
             record.msg = self._pattern.sub(r"\1***", record.msg)
         return True
@@ -560,8 +743,10 @@ class Sender:
     def _params(site: Site) -> dict[str, str]:
         ga4 = _ga4_of(site)
         if not ga4.api_secret:
-            raise Unavailable("no_secret", f"the GA4 api secret of site {site.id!r} is not "
-                              f"loaded ({ga4.api_secret_env})")
+            raise Unavailable(
+                "no_secret",
+                f"the GA4 api secret of site {site.id!r} is not loaded ({ga4.api_secret_env})",
+            )
         return {"measurement_id": ga4.measurement_id, "api_secret": str(ga4.api_secret)}
 
     def safe_url(self, site: Site, url: str | None = None) -> str:
@@ -573,14 +758,17 @@ class Sender:
         params = self._params(site)
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         try:
-            return await self.http.post(url, params=params, content=body,
-                                        headers={"content-type": "application/json"})
+            return await self.http.post(
+                url, params=params, content=body, headers={"content-type": "application/json"}
+            )
         except httpx.TimeoutException as exc:
-            raise Unavailable("timeout", f"{type(exc).__name__} posting to "
-                              f"{self.safe_url(site, url)}") from None
+            raise Unavailable(
+                "timeout", f"{type(exc).__name__} posting to {self.safe_url(site, url)}"
+            ) from None
         except httpx.HTTPError as exc:
-            raise Unavailable("network", f"{type(exc).__name__} posting to "
-                              f"{self.safe_url(site, url)}") from None
+            raise Unavailable(
+                "network", f"{type(exc).__name__} posting to {self.safe_url(site, url)}"
+            ) from None
 
     async def send(self, site: Site, payload: Mapping[str, Any]) -> int:
         """Deliver one body; returns the 2xx status or raises a DeliveryError."""
@@ -599,12 +787,14 @@ class Sender:
         response = await self._post(self.debug_url, site, payload)
         if response.status_code >= 500 or response.status_code == 429:
             where = self.safe_url(site, self.debug_url)
-            raise Unavailable(f"http_{response.status_code}",
-                              f"HTTP {response.status_code} from {where}")
+            raise Unavailable(
+                f"http_{response.status_code}", f"HTTP {response.status_code} from {where}"
+            )
         try:
             answer = response.json()
         except ValueError:
-            raise Refused(f"http_{response.status_code}", "the debug endpoint did not answer "
-                          "JSON") from None
+            raise Refused(
+                f"http_{response.status_code}", "the debug endpoint did not answer JSON"
+            ) from None
         messages = answer.get("validationMessages", []) if isinstance(answer, dict) else []
         return [render(m) if isinstance(m, dict) else str(m) for m in messages]

@@ -43,7 +43,7 @@ SHOW_FAILURES = 50
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    line: int            # line (CSV, JSON lines) or record number the parser gave
+    line: int  # line (CSV, JSON lines) or record number the parser gave
     field: str | None
     reason: str
 
@@ -54,13 +54,13 @@ class Failure:
 
 @dataclass
 class ImportResult:
-    read: int = 0          # records read from the file
-    new: int = 0           # stored by this run
-    duplicate: int = 0     # already in the call log (same site and call id)
-    skipped: int = 0       # well-formed but not a call to store (interim status, B leg…)
-    failed: int = 0        # parse errors and refused numbers
-    failures: list[Failure] = field(default_factory=list)   # the first ``keep`` of them
-    error: str | None = None      # the file itself could not be read on from here
+    read: int = 0  # records read from the file
+    new: int = 0  # stored by this run
+    duplicate: int = 0  # already in the call log (same site and call id)
+    skipped: int = 0  # well-formed but not a call to store (interim status, B leg…)
+    failed: int = 0  # parse errors and refused numbers
+    failures: list[Failure] = field(default_factory=list)  # the first ``keep`` of them
+    error: str | None = None  # the file itself could not be read on from here
     bytes_read: int = 0
     seconds: float = 0.0
 
@@ -74,8 +74,10 @@ class ImportResult:
         return self.read / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        text = (f"{self.read} read, {self.new} new, {self.duplicate} already stored, "
-                f"{self.failed} failed")
+        text = (
+            f"{self.read} read, {self.new} new, {self.duplicate} already stored, "
+            f"{self.failed} failed"
+        )
         if self.skipped:
             text += f", {self.skipped} skipped (not a finished call)"
         return text
@@ -142,7 +144,7 @@ class _Flights:
             for p in todo:
                 keys = order_keys(p)
                 if any(k in busy for k in keys if k):
-                    busy.update(k for k in keys if k)      # its later calls wait too
+                    busy.update(k for k in keys if k)  # its later calls wait too
                     later.append(p)
                 else:
                     now.append(p)
@@ -150,10 +152,10 @@ class _Flights:
                 task = asyncio.create_task(self.svc.calls.ingest_new(self.site, now))
                 sent = frozenset(k for p in now for k in order_keys(p) if k)
                 self.flying.append((task, sent))
-                await asyncio.sleep(0)                     # let it send its first pipeline
+                await asyncio.sleep(0)  # let it send its first pipeline
                 self.held = later
                 return
-            await self.settle(self.flying[0])              # all of it waits on the oldest
+            await self.settle(self.flying[0])  # all of it waits on the oldest
 
     async def drain(self) -> None:
         while self.held:
@@ -174,8 +176,14 @@ class _Flights:
 class _Reader:
     """Pulls parsed records off ``iter_file`` a batch at a time (in one thread at a time)."""
 
-    def __init__(self, records: Iterator[tuple[int, Any]], svc: Services, site: Site,
-                 batch: int, position: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        records: Iterator[tuple[int, Any]],
+        svc: Services,
+        site: Site,
+        batch: int,
+        position: Callable[[], int],
+    ) -> None:
         self.records = records
         self.svc = svc
         self.site = site
@@ -186,7 +194,7 @@ class _Reader:
         from .cdr import CdrError, CdrNotFinal
 
         chunk = _Chunk()
-        limit = self.batch * 4         # a run of bad rows still reports progress
+        limit = self.batch * 4  # a run of bad rows still reports progress
         try:
             while len(chunk.ready) < self.batch and chunk.read < limit:
                 try:
@@ -204,7 +212,7 @@ class _Reader:
                         chunk.ready.append(self.svc.calls.prepare(self.site, item))
                     except ApiError as exc:
                         chunk.failures.append(Failure(line, exc.field, exc.detail))
-        except CdrError as exc:            # the file as a whole cannot be read on
+        except CdrError as exc:  # the file as a whole cannot be read on
             chunk.error = f"{exc.field}: {exc.detail}" if exc.field else exc.detail
             chunk.done = True
         chunk.position = self.position()
@@ -212,8 +220,9 @@ class _Reader:
 
 
 @contextlib.contextmanager
-def _open(source: str | os.PathLike[str] | IO[bytes]
-          ) -> Iterator[tuple[IO[bytes], int, Callable[[], int]]]:
+def _open(
+    source: str | os.PathLike[str] | IO[bytes],
+) -> Iterator[tuple[IO[bytes], int, Callable[[], int]]]:
     """The binary stream to parse, the file's size and how far into it we are.
 
     A ``.gz`` file is read decompressed, its progress measured in compressed bytes.
@@ -246,10 +255,17 @@ def _open(source: str | os.PathLike[str] | IO[bytes]
             raw.close()
 
 
-async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc: Services,
-                      fmt: str | None = None, batch: int = BATCH,
-                      progress: Callable[[ImportResult, int], None] | None = None, *,
-                      in_flight: int = IN_FLIGHT, keep: int = SHOW_FAILURES) -> ImportResult:
+async def import_file(
+    path: str | os.PathLike[str] | IO[bytes],
+    site: Site,
+    svc: Services,
+    fmt: str | None = None,
+    batch: int = BATCH,
+    progress: Callable[[ImportResult, int], None] | None = None,
+    *,
+    in_flight: int = IN_FLIGHT,
+    keep: int = SHOW_FAILURES,
+) -> ImportResult:
     """Stream a CDR file into the site's call log.
 
     ``progress(result_so_far, total_bytes)`` is called after each batch is read and
@@ -279,8 +295,7 @@ async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc:
             while parsing is not None:
                 chunk = await parsing
                 # read the next batch while this one is stored
-                parsing = (None if chunk.done
-                           else loop.run_in_executor(None, reader.next_chunk))
+                parsing = None if chunk.done else loop.run_in_executor(None, reader.next_chunk)
                 result.read += chunk.read
                 result.skipped += chunk.skipped
                 result.failed += len(chunk.failures)
@@ -299,7 +314,7 @@ async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc:
             report(size)
         finally:
             await flights.cancel()
-            if parsing is not None:                 # never close the file under the parser
+            if parsing is not None:  # never close the file under the parser
                 with contextlib.suppress(BaseException):
                     await parsing
     return result
@@ -310,24 +325,37 @@ async def import_file(path: str | os.PathLike[str] | IO[bytes], site: Site, svc:
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "import-cdr", help="bulk ingest a CDR file with a progress bar; idempotent",
+        "import-cdr",
+        help="bulk ingest a CDR file with a progress bar; idempotent",
         description="Bulk ingest a PBX export into a site's call log: each call is matched "
-                    "to the web session that held its number at that moment and stored once "
-                    "(by call id), so running the same file again stores nothing new. Rows "
-                    "that cannot be stored are listed with their line numbers; exit 1 if "
-                    "there were any. A .gz file is read as is.")
-    p.add_argument("file", help="the CDR file (Asterisk Master.csv, JSON array or lines, "
-                   "FreeSWITCH mod_json_cdr)")
-    p.add_argument("--format", choices=FORMATS, default=None,
-                   help="the file's format (default: detected from its content)")
+        "to the web session that held its number at that moment and stored once "
+        "(by call id), so running the same file again stores nothing new. Rows "
+        "that cannot be stored are listed with their line numbers; exit 1 if "
+        "there were any. A .gz file is read as is.",
+    )
+    p.add_argument(
+        "file",
+        help="the CDR file (Asterisk Master.csv, JSON array or lines, FreeSWITCH mod_json_cdr)",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="the file's format (default: detected from its content)",
+    )
     p.add_argument("--site", help="site id (default: the config's only site)")
     p.add_argument("--config", help="pools file (default: CALLPATH_CONFIG or pools.toml)")
-    p.add_argument("--redis", help="redis://…, unix://… or redis+cluster://… (default: "
-                   "CALLPATH_REDIS_URL, else the embedded Redis under the data dir)")
-    p.add_argument("--data-dir", help="embedded Redis data (default: CALLPATH_DATA_DIR or "
-                   ".callpath)")
-    p.add_argument("--batch", type=_batch, default=BATCH,
-                   help=f"calls per pipelined batch (default {BATCH})")
+    p.add_argument(
+        "--redis",
+        help="redis://…, unix://… or redis+cluster://… (default: "
+        "CALLPATH_REDIS_URL, else the embedded Redis under the data dir)",
+    )
+    p.add_argument(
+        "--data-dir", help="embedded Redis data (default: CALLPATH_DATA_DIR or .callpath)"
+    )
+    p.add_argument(
+        "--batch", type=_batch, default=BATCH, help=f"calls per pipelined batch (default {BATCH})"
+    )
     p.set_defaults(func=cmd_import)
 
 
@@ -346,20 +374,24 @@ def choose_site(cfg: Config, site_id: str | None) -> Site:
     if site_id:
         site = cfg.site(site_id)
         if site is None:
-            raise ValueError(f"no site {site_id!r} in {cfg.path or 'the config'} "
-                             f"(sites: {', '.join(s.id for s in cfg.sites)})")
+            raise ValueError(
+                f"no site {site_id!r} in {cfg.path or 'the config'} "
+                f"(sites: {', '.join(s.id for s in cfg.sites)})"
+            )
         return site
     if len(cfg.sites) == 1:
         return cfg.sites[0]
-    raise ValueError(f"{cfg.path or 'the config'} describes {len(cfg.sites)} sites; say which "
-                     f"one the file belongs to with --site ({', '.join(s.id for s in cfg.sites)})")
+    raise ValueError(
+        f"{cfg.path or 'the config'} describes {len(cfg.sites)} sites; say which "
+        f"one the file belongs to with --site ({', '.join(s.id for s in cfg.sites)})"
+    )
 
 
 def _stop_unless_shared(embedded: EmbeddedRedis) -> None:
     """Stop the embedded Redis this run started, unless a server began using it meanwhile."""
     import redis
 
-    if embedded.process is None:            # the server's own: never ours to stop
+    if embedded.process is None:  # the server's own: never ours to stop
         return
     try:
         probe = redis.Redis(unix_socket_path=str(embedded.socket), socket_timeout=2)
@@ -368,8 +400,11 @@ def _stop_unless_shared(embedded: EmbeddedRedis) -> None:
     except redis.RedisError:
         others = 0
     if others > 0:
-        print(f"callpath import-cdr: the embedded Redis at {embedded.socket} is left running: "
-              f"{others} other connection(s) use it", file=sys.stderr)
+        print(
+            f"callpath import-cdr: the embedded Redis at {embedded.socket} is left running: "
+            f"{others} other connection(s) use it",
+            file=sys.stderr,
+        )
         return
     embedded.stop()
 
@@ -396,14 +431,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args, cfg, site, file, data_dir))
     except KeyboardInterrupt:
-        print("callpath import-cdr: interrupted; the calls stored so far are kept, and the "
-              "same command goes on from there (stored calls are not stored twice)",
-              file=sys.stderr)
+        print(
+            "callpath import-cdr: interrupted; the calls stored so far are kept, and the "
+            "same command goes on from there (stored calls are not stored twice)",
+            file=sys.stderr,
+        )
         return 130
 
 
-async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
-               data_dir: Path) -> int:
+async def _run(
+    args: argparse.Namespace, cfg: Config, site: Site, file: Path, data_dir: Path
+) -> int:
     import redis
     from rich.console import Console
     from rich.progress import (
@@ -425,12 +463,16 @@ async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
     url, embedded = resolve(args.redis, data_dir)
     r = client(url)
     # importing signs nothing: a throwaway secret keeps the data dir untouched
-    svc = Services(cfg, r, Keys(), Signer(secrets.token_bytes(32)), GeoIP(None),
-                   run_worker=False)
+    svc = Services(cfg, r, Keys(), Signer(secrets.token_bytes(32)), GeoIP(None), run_worker=False)
     bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-        TextColumn("{task.fields[rate]:>8.0f} calls/s"), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} calls/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
         disable=not console.is_terminal,
     )
     size = file.stat().st_size
@@ -443,9 +485,11 @@ async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
         with bar:
             result = await import_file(file, site, svc, args.format, args.batch, progress)
     except redis.RedisError as exc:
-        print(f"callpath import-cdr: Redis failed: {exc}\n  calls stored so far are kept; "
-              "run the same command again to go on (stored calls are not stored twice)",
-              file=sys.stderr)
+        print(
+            f"callpath import-cdr: Redis failed: {exc}\n  calls stored so far are kept; "
+            "run the same command again to go on (stored calls are not stored twice)",
+            file=sys.stderr,
+        )
         return 2
     except OSError as exc:
         print(f"callpath import-cdr: {file}: {exc.strerror or exc}", file=sys.stderr)
@@ -461,6 +505,8 @@ async def _run(args: argparse.Namespace, cfg: Config, site: Site, file: Path,
         print(f"… and {result.failed - len(result.failures)} more failed rows", file=sys.stderr)
     if result.error:
         print(f"{file}: stopped reading: {result.error}", file=sys.stderr)
-    print(f"{file}: {result.summary()} — site {site.id}, {result.seconds:.1f} s, "
-          f"{result.rate:.0f} calls/s")
+    print(
+        f"{file}: {result.summary()} — site {site.id}, {result.seconds:.1f} s, "
+        f"{result.rate:.0f} calls/s"
+    )
     return 0 if result.ok else 1

@@ -12,9 +12,18 @@ from typing import Any
 
 from .redis_store import AnyRedis
 
-NAMES = ("allocate", "match", "sync_pool", "ratelimit", "store_call",
-         "outbox_delivered", "outbox_dead", "outbox_retry", "outbox_requeue",
-         "enqueue_conversion")
+NAMES = (
+    "allocate",
+    "match",
+    "sync_pool",
+    "ratelimit",
+    "store_call",
+    "outbox_delivered",
+    "outbox_dead",
+    "outbox_retry",
+    "outbox_requeue",
+    "enqueue_conversion",
+)
 
 
 @cache

@@ -23,7 +23,7 @@ CLOCK_SKEW_MS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    kind: str                      # exact | ambiguous | static | unattributed
+    kind: str  # exact | ambiguous | static | unattributed
     sid: str = ""
     candidates: int = 0
     pool: Pool | None = None
@@ -60,15 +60,23 @@ class Matcher:
         return self._routes.get(number, Route(None))
 
     def match_args(self, site: Site, pool: Pool, number: str, at_ms: int) -> tuple[Any, ...]:
-        return ("match", self.keys.pool(site.id, pool.id), number, at_ms, self.grace_ms,
-                HISTORY_SCAN, CLOCK_SKEW_MS)
+        return (
+            "match",
+            self.keys.pool(site.id, pool.id),
+            number,
+            at_ms,
+            self.grace_ms,
+            HISTORY_SCAN,
+            CLOCK_SKEW_MS,
+        )
 
     async def candidates(self, site: Site, pool: Pool, number: str, at_ms: int) -> list[Any]:
         result: list[Any] = await self.scripts(*self.match_args(site, pool, number, at_ms))
         return result
 
-    async def resolve(self, site: Site, route: Route, raw: Sequence[Any], caller: str,
-                      at_ms: int) -> Match:
+    async def resolve(
+        self, site: Site, route: Route, raw: Sequence[Any], caller: str, at_ms: int
+    ) -> Match:
         """Turn the script's answer into a match, asking Redis only when it is ambiguous."""
         if route.static is not None:
             return Match("static", static=route.static)
@@ -82,8 +90,12 @@ class Matcher:
             return Match("unattributed", pool=route.pool)
         if len(sids) == 1:
             return Match("exact", sid=sids[0], candidates=1, pool=route.pool)
-        return Match("ambiguous", sid=await self._prefer(site, sids, caller, at_ms),
-                     candidates=len(sids), pool=route.pool)
+        return Match(
+            "ambiguous",
+            sid=await self._prefer(site, sids, caller, at_ms),
+            candidates=len(sids),
+            pool=route.pool,
+        )
 
     async def _prefer(self, site: Site, sids: list[str], caller: str, at_ms: int) -> str:
         if caller:

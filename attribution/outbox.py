@@ -80,14 +80,14 @@ LAST_ERROR_MAX = 200
 class Tuning:
     """Worker knobs; the defaults suit production, tests shrink the times."""
 
-    block_ms: int = 1000          # XREADGROUP BLOCK
-    batch: int = 16               # entries read (and sent concurrently) per round
-    min_idle_ms: int = 30_000     # XAUTOCLAIM: take over entries idle this long
-    claim_every_s: float = 5.0    # how often a site task looks for abandoned entries
+    block_ms: int = 1000  # XREADGROUP BLOCK
+    batch: int = 16  # entries read (and sent concurrently) per round
+    min_idle_ms: int = 30_000  # XAUTOCLAIM: take over entries idle this long
+    claim_every_s: float = 5.0  # how often a site task looks for abandoned entries
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 300.0
-    requeue_batch: int = 200      # retries moved back per round
-    error_pause_s: float = 1.0    # pause after a Redis error before trying again
+    requeue_batch: int = 200  # retries moved back per round
+    error_pause_s: float = 1.0  # pause after a Redis error before trying again
 
 
 def consumer_name() -> str:
@@ -95,8 +95,9 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def backoff_delay(failures: int, base_s: float, cap_s: float,
-                  rng: random.Random | None = None) -> float:
+def backoff_delay(
+    failures: int, base_s: float, cap_s: float, rng: random.Random | None = None
+) -> float:
     """Full-jitter exponential backoff after the ``failures``-th failed attempt."""
     ceiling = min(cap_s, base_s * (2 ** min(max(failures, 1) - 1, 62)))
     return (rng or random).uniform(0.0, ceiling)
@@ -110,15 +111,16 @@ def _fields(raw: Mapping[Any, Any] | None) -> dict[str, str]:
     return {_s(k): _s(v) for k, v in (raw or {}).items()}
 
 
-def parse_autoclaim(reply: Sequence[Any]) -> tuple[str, list[tuple[str, dict[str, str] | None]],
-                                                   list[str]]:
+def parse_autoclaim(
+    reply: Sequence[Any],
+) -> tuple[str, list[tuple[str, dict[str, str] | None]], list[str]]:
     """XAUTOCLAIM's answer: 2 items on Redis 6.2, 3 on 7.x (the ids it found deleted).
 
     Returns ``(next cursor, [(entry id, fields or None if deleted)], deleted ids)``.
     """
     cursor = _s(reply[0]) if reply else "0-0"
     entries: list[tuple[str, dict[str, str] | None]] = []
-    for item in (reply[1] if len(reply) > 1 and reply[1] else []):
+    for item in reply[1] if len(reply) > 1 and reply[1] else []:
         if item is None:
             continue
         entry_id, raw = item[0], item[1] if len(item) > 1 else None
@@ -143,8 +145,12 @@ def _read_entries(reply: Any) -> list[tuple[str, dict[str, str] | None]]:
     out: list[tuple[str, dict[str, str] | None]] = []
     for messages in groups:
         messages = list(messages or [])
-        if len(messages) == 1 and isinstance(messages[0], list) and messages[0] and \
-                isinstance(messages[0][0], list | tuple):
+        if (
+            len(messages) == 1
+            and isinstance(messages[0], list)
+            and messages[0]
+            and isinstance(messages[0][0], list | tuple)
+        ):
             messages = messages[0]
         for message in messages:
             if not message or message[0] is None:
@@ -169,9 +175,17 @@ def _event_id(fields: Mapping[str, str]) -> str:
 class Worker:
     """Delivers every site's outbox; run one or many, in any number of processes."""
 
-    def __init__(self, config: Config, redis: AnyRedis, keys: Keys, sender: ga4.Sender, *,
-                 name: str | None = None, tuning: Tuning | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        redis: AnyRedis,
+        keys: Keys,
+        sender: ga4.Sender,
+        *,
+        name: str | None = None,
+        tuning: Tuning | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.redis = redis
         self.keys = keys
@@ -188,8 +202,10 @@ class Worker:
         """One task per site until ``stop`` is set (or the task is cancelled)."""
         stop = stop or asyncio.Event()
         log.info("ga4 worker %s delivering for %d site(s)", self.name, len(self.config.sites))
-        tasks = [asyncio.create_task(self.run_site(site, stop), name=f"ga4:{site.id}")
-                 for site in self.config.sites]
+        tasks = [
+            asyncio.create_task(self.run_site(site, stop), name=f"ga4:{site.id}")
+            for site in self.config.sites
+        ]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -199,8 +215,7 @@ class Worker:
 
     async def ensure_group(self, site: Site) -> None:
         try:
-            await self.redis.xgroup_create(self.keys.outbox(site.id), GROUP, id="0",
-                                           mkstream=True)
+            await self.redis.xgroup_create(self.keys.outbox(site.id), GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -221,8 +236,12 @@ class Worker:
                 if next_due is not None:
                     block = int(min(block, max(1.0, next_due - self.clock() * 1000)))
                 reply = await self.redis.xreadgroup(
-                    GROUP, self.name, {self.keys.outbox(site.id): ">"},
-                    count=self.tuning.batch, block=max(1, block))
+                    GROUP,
+                    self.name,
+                    {self.keys.outbox(site.id): ">"},
+                    count=self.tuning.batch,
+                    block=max(1, block),
+                )
                 await self.process(site, _read_entries(reply))
             except asyncio.CancelledError:
                 raise
@@ -235,16 +254,25 @@ class Worker:
                 await self._pause(site, exc, stop)
 
     async def _pause(self, site: Site, exc: Exception, stop: asyncio.Event) -> None:
-        log.warning("ga4 site=%s worker=%s error %s: %s; retrying in %.1fs", site.id,
-                    self.name, type(exc).__name__, exc, self.tuning.error_pause_s)
+        log.warning(
+            "ga4 site=%s worker=%s error %s: %s; retrying in %.1fs",
+            site.id,
+            self.name,
+            type(exc).__name__,
+            exc,
+            self.tuning.error_pause_s,
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), self.tuning.error_pause_s)
 
     async def requeue(self, site: Site) -> float | None:
         """Move due retries back onto the stream; the next one's due ms (or None)."""
         moved, next_due = await self.scripts(
-            "outbox_requeue", self.keys.site(site.id), int(self.clock() * 1000),
-            self.tuning.requeue_batch)
+            "outbox_requeue",
+            self.keys.site(site.id),
+            int(self.clock() * 1000),
+            self.tuning.requeue_batch,
+        )
         nxt = _s(next_due)
         if int(moved) >= self.tuning.requeue_batch:
             return self.clock() * 1000  # more are due: do not block
@@ -255,18 +283,23 @@ class Worker:
         stream = self.keys.outbox(site.id)
         start, total = "0-0", 0
         for _ in range(50):
-            reply = await self.redis.xautoclaim(stream, GROUP, self.name,
-                                                self.tuning.min_idle_ms, start,
-                                                count=self.tuning.batch)
+            reply = await self.redis.xautoclaim(
+                stream, GROUP, self.name, self.tuning.min_idle_ms, start, count=self.tuning.batch
+            )
             cursor, entries, _deleted = parse_autoclaim(reply)
             live = [(i, f) for i, f in entries if f is not None]
             gone = [i for i, f in entries if f is None]
             if gone:  # 6.2 hands back entries deleted from the stream: forget them
                 await self.redis.xack(stream, GROUP, *gone)
             if live:
-                log.info("ga4 site=%s worker=%s reclaimed %d entr%s idle > %d ms", site.id,
-                         self.name, len(live), "y" if len(live) == 1 else "ies",
-                         self.tuning.min_idle_ms)
+                log.info(
+                    "ga4 site=%s worker=%s reclaimed %d entr%s idle > %d ms",
+                    site.id,
+                    self.name,
+                    len(live),
+                    "y" if len(live) == 1 else "ies",
+                    self.tuning.min_idle_ms,
+                )
                 await self.process(site, live)
                 total += len(live)
             if cursor in ("0-0", "0"):
@@ -274,8 +307,9 @@ class Worker:
             start = cursor
         return total
 
-    async def process(self, site: Site,
-                      entries: Iterable[tuple[str, dict[str, str] | None]]) -> None:
+    async def process(
+        self, site: Site, entries: Iterable[tuple[str, dict[str, str] | None]]
+    ) -> None:
         jobs = []
         for entry_id, fields in entries:
             if fields is None:
@@ -299,18 +333,33 @@ class Worker:
             raise
         except Exception as exc:  # settling failed (Redis): the entry stays pending
             outcome = f"unsettled ({type(exc).__name__}: {exc}); reclaimed later"
-            log.warning("ga4 site=%s event=%s outcome=%s attempt=%d ms=%d worker=%s", site.id,
-                        event, outcome, attempt, (time.monotonic() - t0) * 1000, self.name)
+            log.warning(
+                "ga4 site=%s event=%s outcome=%s attempt=%d ms=%d worker=%s",
+                site.id,
+                event,
+                outcome,
+                attempt,
+                (time.monotonic() - t0) * 1000,
+                self.name,
+            )
             return outcome
         ms = (time.monotonic() - t0) * 1000
-        level = logging.INFO if outcome in ("delivered", "duplicate skipped") else \
-            logging.WARNING
-        log.log(level, "ga4 site=%s event=%s outcome=%s attempt=%d ms=%d worker=%s", site.id,
-                event, outcome, attempt, ms, self.name)
+        level = logging.INFO if outcome in ("delivered", "duplicate skipped") else logging.WARNING
+        log.log(
+            level,
+            "ga4 site=%s event=%s outcome=%s attempt=%d ms=%d worker=%s",
+            site.id,
+            event,
+            outcome,
+            attempt,
+            ms,
+            self.name,
+        )
         return outcome
 
-    async def _handle(self, site: Site, entry_id: str, fields: dict[str, str], event: str,
-                      attempt: int) -> str:
+    async def _handle(
+        self, site: Site, entry_id: str, fields: dict[str, str], event: str, attempt: int
+    ) -> str:
         prefix_key = self.keys.site(site.id)
         counter = "conv_" if fields.get("kind") == "conversion" else ""
         day = fields.get("day") or datetime.now(site.timezone).strftime("%Y-%m-%d")
@@ -329,14 +378,29 @@ class Worker:
             reason = ga4.reason_of(exc)
             detail = ga4.detail_of(exc)
             if reason == "outside_window" and fields.get("last_error"):
-                detail += f"; after {attempt - 1} failed attempt(s), last: " \
-                          f"{fields['last_error']}"
-            letter = json.dumps({"reason": reason, "detail": detail[:500],
-                                 "at": _iso(self.clock() * 1000), "attempts": attempt,
-                                 "kind": fields.get("kind", "call"),
-                                 "id": fields.get("id", "")}, separators=(",", ":"))
-            await self.scripts("outbox_dead", prefix_key, entry_id, event, letter, day,
-                               counter, reason, self.retention_ms)
+                detail += f"; after {attempt - 1} failed attempt(s), last: {fields['last_error']}"
+            letter = json.dumps(
+                {
+                    "reason": reason,
+                    "detail": detail[:500],
+                    "at": _iso(self.clock() * 1000),
+                    "attempts": attempt,
+                    "kind": fields.get("kind", "call"),
+                    "id": fields.get("id", ""),
+                },
+                separators=(",", ":"),
+            )
+            await self.scripts(
+                "outbox_dead",
+                prefix_key,
+                entry_id,
+                event,
+                letter,
+                day,
+                counter,
+                reason,
+                self.retention_ms,
+            )
             metrics.GA4.labels(site.id, "dead").inc()
             return f"dead: {reason}"
         except (TransientDeliveryError, Exception) as exc:
@@ -344,8 +408,7 @@ class Worker:
             reason = ga4.reason_of(exc) if transient else "internal"
             if not transient:
                 log.exception("ga4 site=%s event=%s failed unexpectedly", site.id, event)
-            delay = backoff_delay(attempt, self.tuning.backoff_base_s,
-                                  self.tuning.backoff_cap_s)
+            delay = backoff_delay(attempt, self.tuning.backoff_base_s, self.tuning.backoff_cap_s)
             retry_after = getattr(exc, "retry_after", None)
             if isinstance(retry_after, int | float):
                 delay = max(delay, min(float(retry_after), self.tuning.backoff_cap_s))
@@ -354,13 +417,29 @@ class Worker:
             job["attempt"] = str(attempt)
             job.setdefault("first_ms", str(int(now_ms)))
             job["last_error"] = f"{reason}: {ga4.detail_of(exc)}"[:LAST_ERROR_MAX]
-            await self.scripts("outbox_retry", prefix_key, entry_id, event,
-                               json.dumps(job, sort_keys=True, separators=(",", ":")),
-                               int(now_ms + delay * 1000), day, counter, self.retention_ms)
+            await self.scripts(
+                "outbox_retry",
+                prefix_key,
+                entry_id,
+                event,
+                json.dumps(job, sort_keys=True, separators=(",", ":")),
+                int(now_ms + delay * 1000),
+                day,
+                counter,
+                self.retention_ms,
+            )
             metrics.GA4.labels(site.id, "retry").inc()
             return f"retry in {delay:.1f}s ({reason})"
-        await self.scripts("outbox_delivered", prefix_key, entry_id, event,
-                           int(self.clock() * 1000), day, counter, self.retention_ms)
+        await self.scripts(
+            "outbox_delivered",
+            prefix_key,
+            entry_id,
+            event,
+            int(self.clock() * 1000),
+            day,
+            counter,
+            self.retention_ms,
+        )
         metrics.GA4.labels(site.id, "delivered").inc()
         return "delivered"
 
@@ -389,8 +468,9 @@ class Worker:
             at_s = int(fields.get("at", "")) / 1000
         except ValueError:
             raise ga4.Refused("bad_entry", "conversion entry without value or time") from None
-        return ga4.conversion_event(call, site, value, fields.get("currency", ""),
-                                    fields.get("tx", ""), now_s, at_s=at_s)
+        return ga4.conversion_event(
+            call, site, value, fields.get("currency", ""), fields.get("tx", ""), now_s, at_s=at_s
+        )
 
 
 # ---------------------------------------------------------------- entry points
@@ -398,14 +478,22 @@ class Worker:
 
 def http_client() -> httpx.AsyncClient:
     """The keep-alive client a worker process uses for GA4."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
-                             limits=httpx.Limits(max_keepalive_connections=20,
-                                                 max_connections=64))
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        limits=httpx.Limits(max_keepalive_connections=20, max_connections=64),
+    )
 
 
-async def run_worker(config: Config, redis: AnyRedis, keys: Keys, endpoint: str, *,
-                     name: str | None = None, stop: asyncio.Event | None = None,
-                     tuning: Tuning | None = None) -> None:
+async def run_worker(
+    config: Config,
+    redis: AnyRedis,
+    keys: Keys,
+    endpoint: str,
+    *,
+    name: str | None = None,
+    stop: asyncio.Event | None = None,
+    tuning: Tuning | None = None,
+) -> None:
     """A delivery worker with its own HTTP client, until ``stop`` (or SIGTERM/SIGINT)."""
     own_stop = stop is None
     stop = stop or asyncio.Event()
@@ -418,8 +506,9 @@ async def run_worker(config: Config, redis: AnyRedis, keys: Keys, endpoint: str,
                 handled.append(sig)
     try:
         async with http_client() as http:
-            worker = Worker(config, redis, keys, ga4.Sender(http, endpoint), name=name,
-                            tuning=tuning)
+            worker = Worker(
+                config, redis, keys, ga4.Sender(http, endpoint), name=name, tuning=tuning
+            )
             await worker.run(stop)
     finally:
         for sig in handled:
@@ -434,8 +523,9 @@ def install(app: Any, tuning: Tuning | None = None) -> None:
             return
         http = svc.http if svc.http is not None else http_client()
         try:
-            worker = Worker(svc.config, svc.redis, svc.keys,
-                            ga4.Sender(http, svc.ga4_endpoint), tuning=tuning)
+            worker = Worker(
+                svc.config, svc.redis, svc.keys, ga4.Sender(http, svc.ga4_endpoint), tuning=tuning
+            )
             await worker.run()
         finally:
             if http is not svc.http:
@@ -452,10 +542,18 @@ def _site_day(site: Site | str, now_ms: int) -> str:
     return datetime.fromtimestamp(now_ms / 1000, tz).strftime("%Y-%m-%d")
 
 
-async def enqueue_conversion(redis: AnyRedis, keys: Keys, site: Site | str, call_id: str,
-                             value: float, currency: str, transaction_id: str | None = None,
-                             *, now_ms: int | None = None,
-                             retention_ms: int = DEFAULT_RETENTION_MS) -> bool:
+async def enqueue_conversion(
+    redis: AnyRedis,
+    keys: Keys,
+    site: Site | str,
+    call_id: str,
+    value: float,
+    currency: str,
+    transaction_id: str | None = None,
+    *,
+    now_ms: int | None = None,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> bool:
     """Owe GA4 the conversion of a stored call, once per transaction id.
 
     True when new (queued), False when the transaction id was already known.  Raises
@@ -467,8 +565,17 @@ async def enqueue_conversion(redis: AnyRedis, keys: Keys, site: Site | str, call
     now = int(time.time() * 1000) if now_ms is None else now_ms
     tx = transaction_id or call_id
     result = await Scripts(redis)(
-        "enqueue_conversion", keys.site(site_id), call_id, tx, repr(float(value)),
-        currency.upper(), _site_day(site, now), now, "1" if has_ga4 else "0", retention_ms)
+        "enqueue_conversion",
+        keys.site(site_id),
+        call_id,
+        tx,
+        repr(float(value)),
+        currency.upper(),
+        _site_day(site, now),
+        now,
+        "1" if has_ga4 else "0",
+        retention_ms,
+    )
     if int(result) < 0:
         raise NotFound(f"no call {call_id!r} in this site's log", field="call_id")
     return int(result) == 1
@@ -485,22 +592,35 @@ def _count(raw: Mapping[str, str], name: str) -> int:
 
 
 def _reasons(raw: Mapping[str, str], prefix: str) -> dict[str, int]:
-    return {k[len(prefix):]: int(v) for k, v in sorted(raw.items())
-            if k.startswith(prefix) and int(v) != 0}
+    return {
+        k[len(prefix) :]: int(v)
+        for k, v in sorted(raw.items())
+        if k.startswith(prefix) and int(v) != 0
+    }
 
 
 def _delivery(raw: Mapping[str, str], p: str) -> dict[str, Any]:
-    owed, delivered, dead = (_count(raw, p + "owed"), _count(raw, p + "delivered"),
-                             _count(raw, p + "dead"))
+    owed, delivered, dead = (
+        _count(raw, p + "owed"),
+        _count(raw, p + "delivered"),
+        _count(raw, p + "dead"),
+    )
     not_sent = _reasons(raw, p + "not_sent:")
-    return {"owed": owed, "delivered": delivered, "pending": owed - delivered - dead,
-            "retried": _count(raw, p + "retried"), "dead": dead,
-            "dead_reasons": _reasons(raw, p + "dead:"),
-            "not_sent": sum(not_sent.values()), "not_sent_reasons": not_sent}
+    return {
+        "owed": owed,
+        "delivered": delivered,
+        "pending": owed - delivered - dead,
+        "retried": _count(raw, p + "retried"),
+        "dead": dead,
+        "dead_reasons": _reasons(raw, p + "dead:"),
+        "not_sent": sum(not_sent.values()),
+        "not_sent_reasons": not_sent,
+    }
 
 
-async def delivery_report(redis: AnyRedis, keys: Keys, site: Site | str,
-                          days: Sequence[str]) -> list[dict[str, Any]]:
+async def delivery_report(
+    redis: AnyRedis, keys: Keys, site: Site | str, days: Sequence[str]
+) -> list[dict[str, Any]]:
     """Per site-local day: what was owed to GA4 and what became of it.
 
     ``calls = owed + not_sent`` (each call is owed an event or has a reason not to be),
@@ -514,12 +634,16 @@ async def delivery_report(redis: AnyRedis, keys: Keys, site: Site | str,
         raw = _fields(await redis.hgetall(keys.day(site_id, day)))
         calls = _delivery(raw, "")
         conv = _delivery(raw, "conv_")
-        row: dict[str, Any] = {"day": day, "calls": _count(raw, "calls"),
-                               "attributed": _count(raw, "attributed"), **calls,
-                               "conversions": conv}
-        row["consistent"] = (
-            row["calls"] == calls["owed"] + calls["not_sent"]
-            and all(d["pending"] >= 0 and d["dead"] == sum(d["dead_reasons"].values())
-                    for d in (calls, conv)))
+        row: dict[str, Any] = {
+            "day": day,
+            "calls": _count(raw, "calls"),
+            "attributed": _count(raw, "attributed"),
+            **calls,
+            "conversions": conv,
+        }
+        row["consistent"] = row["calls"] == calls["owed"] + calls["not_sent"] and all(
+            d["pending"] >= 0 and d["dead"] == sum(d["dead_reasons"].values())
+            for d in (calls, conv)
+        )
         out.append(row)
     return out

@@ -68,24 +68,36 @@ class EmbeddedRedis:
             self.socket.unlink()
         args = [
             server_binary(),
-            "--port", "0",
-            "--unixsocket", str(self.socket.resolve()),
-            "--unixsocketperm", "700",
-            "--dir", str(self.data_dir.resolve()),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str((self.data_dir / "redis.log").resolve()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket.resolve()),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str((self.data_dir / "redis.log").resolve()),
         ]
         # its own session: a Ctrl-C meant for the server must not stop Redis first
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while not self._alive():
             if self.process.poll() is not None:
-                raise RuntimeError(f"embedded redis exited with {self.process.returncode}; "
-                                   f"see {self.data_dir / 'redis.log'}")
+                raise RuntimeError(
+                    f"embedded redis exited with {self.process.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"embedded redis did not answer within {timeout}s")
@@ -113,7 +125,7 @@ def client(url: str, **kwargs: Any) -> AnyRedis:
     """
     for prefix in ("redis+cluster://", "redis-cluster://"):
         if url.startswith(prefix):
-            return aioredis.RedisCluster.from_url("redis://" + url[len(prefix):], **kwargs)
+            return aioredis.RedisCluster.from_url("redis://" + url[len(prefix) :], **kwargs)
     return aioredis.Redis.from_url(url, **kwargs)
 
 

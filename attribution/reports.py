@@ -89,12 +89,14 @@ MAX_LIMIT = 10_000
 CHUNK = 1000
 DAY_MS = 86_400_000
 
-GROW_AT = 0.9          # peak at or above this share of the size: grow
-SHRINK_BELOW = 0.5     # peak under this share of the size: could shrink
+GROW_AT = 0.9  # peak at or above this share of the size: grow
+SHRINK_BELOW = 0.5  # peak under this share of the size: could shrink
 HEADROOM = 1.25
-SIZING_RULE = ("recommended size = ceil(peak x 1.25) + 1; grow to it when the peak reaches "
-               "90 % of the pool or the pool overflowed, shrink to it when the peak stays "
-               "under 50 %")
+SIZING_RULE = (
+    "recommended size = ceil(peak x 1.25) + 1; grow to it when the peak reaches "
+    "90 % of the pool or the pool overflowed, shrink to it when the peak stays "
+    "under 50 %"
+)
 SIMULATE_HINT = "`callpath simulate` models attribution accuracy against pool size in depth"
 
 
@@ -123,8 +125,11 @@ class Range:
         return _dates(first, last)
 
     def body(self) -> dict[str, Any]:
-        return {"timezone": str(self.tz), "from": iso_local(self.start_ms, self.tz),
-                "to": iso_local(self.end_ms, self.tz)}
+        return {
+            "timezone": str(self.tz),
+            "from": iso_local(self.start_ms, self.tz),
+            "to": iso_local(self.end_ms, self.tz),
+        }
 
 
 def _dates(first: date, last: date) -> list[str]:
@@ -163,13 +168,20 @@ def _point(text: str, name: str, tz: tzinfo) -> tuple[int, date | None]:
             moment = moment.replace(tzinfo=tz)
         return int(moment.timestamp() * 1000), None
     except (ValueError, OverflowError):
-        raise BadRequest(f"{name} must be a date (2026-11-24) or a datetime "
-                         "(2026-11-24T09:00 in the site's timezone, or with an offset)",
-                         field=name) from None
+        raise BadRequest(
+            f"{name} must be a date (2026-11-24) or a datetime "
+            "(2026-11-24T09:00 in the site's timezone, or with an offset)",
+            field=name,
+        ) from None
 
 
-def parse_range(params: Mapping[str, str], tz: tzinfo, now_ms: int,
-                default_days: int = DEFAULT_DAYS, max_days: int = MAX_DAYS) -> Range:
+def parse_range(
+    params: Mapping[str, str],
+    tz: tzinfo,
+    now_ms: int,
+    default_days: int = DEFAULT_DAYS,
+    max_days: int = MAX_DAYS,
+) -> Range:
     """``from``/``to`` → a range; a bare ``to`` date includes that whole day."""
     today = datetime.fromtimestamp(now_ms / 1000, tz).date()
     to_text, from_text = params.get("to", "").strip(), params.get("from", "").strip()
@@ -192,9 +204,8 @@ def parse_range(params: Mapping[str, str], tz: tzinfo, now_ms: int,
             raise BadRequest("to is out of range", field="to") from None
     if end <= start:
         raise BadRequest("to must come after from", field="to")
-    if end - start > max_days * DAY_MS + 3_600_000:   # an hour of slack for DST
-        raise BadRequest(f"the range is longer than {max_days} days; ask for less",
-                         field="from")
+    if end - start > max_days * DAY_MS + 3_600_000:  # an hour of slack for DST
+        raise BadRequest(f"the range is longer than {max_days} days; ask for less", field="from")
     return Range(start, end, tz)
 
 
@@ -275,9 +286,13 @@ class _Tally:
 
     def body(self, total_calls: int) -> dict[str, Any]:
         return {
-            "calls": self.calls, "answered": self.answered, "missed": self.missed,
-            "first_time_callers": self.first_time, "unique_callers": len(self.callers),
-            "ambiguous": self.ambiguous, "attributed": self.attributed,
+            "calls": self.calls,
+            "answered": self.answered,
+            "missed": self.missed,
+            "first_time_callers": self.first_time,
+            "unique_callers": len(self.callers),
+            "ambiguous": self.ambiguous,
+            "attributed": self.attributed,
             "attributed_share": _ratio(self.attributed, self.calls),
             "answer_rate": _ratio(self.answered, self.calls),
             "share": _ratio(self.calls, total_calls),
@@ -314,8 +329,9 @@ class SourcesReport:
 
     def label(self, key: tuple[str, str, str]) -> str:
         source, medium, extra = key
-        base = UNATTRIBUTED if source == UNATTRIBUTED else \
-            f"{source or NOT_SET} / {medium or NOT_SET}"
+        base = (
+            UNATTRIBUTED if source == UNATTRIBUTED else f"{source or NOT_SET} / {medium or NOT_SET}"
+        )
         if self.by and (extra or source != UNATTRIBUTED):
             return f"{base} · {extra or NOT_SET}"
         return base
@@ -323,8 +339,7 @@ class SourcesReport:
     def result(self) -> dict[str, Any]:
         rows = []
         for key, tally in self.rows.items():
-            row: dict[str, Any] = {"label": self.label(key), "source": key[0],
-                                   "medium": key[1]}
+            row: dict[str, Any] = {"label": self.label(key), "source": key[0], "medium": key[1]}
             if self.by:
                 row[self.by] = key[2]
             row.update(tally.body(self.total.calls))
@@ -335,8 +350,11 @@ class SourcesReport:
         return {"by": self.by, "rows": rows, "totals": totals}
 
 
-def sources_report(records: Iterable[Mapping[str, Any]], by: str | None = None,
-                   revenue: Mapping[str, float] | None = None) -> dict[str, Any]:
+def sources_report(
+    records: Iterable[Mapping[str, Any]],
+    by: str | None = None,
+    revenue: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
     """Per-channel totals of the inbound calls in ``records``."""
     report = SourcesReport(by)
     revenue = revenue or {}
@@ -366,11 +384,16 @@ class Heatmap:
             self.missed[day][hour] += 1
 
     def result(self) -> dict[str, Any]:
-        share = [[_ratio(m, c) for m, c in zip(mrow, crow, strict=True)]
-                 for mrow, crow in zip(self.missed, self.calls, strict=True)]
+        share = [
+            [_ratio(m, c) for m, c in zip(mrow, crow, strict=True)]
+            for mrow, crow in zip(self.missed, self.calls, strict=True)
+        ]
         return {
-            "weekdays": list(WEEKDAYS), "hours": list(range(24)),
-            "calls": self.calls, "missed": self.missed, "missed_share": share,
+            "weekdays": list(WEEKDAYS),
+            "hours": list(range(24)),
+            "calls": self.calls,
+            "missed": self.missed,
+            "missed_share": share,
             "max_calls": max(max(row) for row in self.calls),
             "max_missed": max(max(row) for row in self.missed),
             "total_calls": sum(map(sum, self.calls)),
@@ -388,9 +411,23 @@ def heatmap(records: Iterable[Mapping[str, Any]], tz: tzinfo) -> dict[str, Any]:
 # ---------------------------------------------------------------- missed calls
 
 
-MISSED_FIELDS = ("call_id", "caller", "called", "status", "duration", "match", "pool",
-                 "source", "medium", "campaign", "keyword", "region", "landing_page",
-                 "device", "first_time_caller")
+MISSED_FIELDS = (
+    "call_id",
+    "caller",
+    "called",
+    "status",
+    "duration",
+    "match",
+    "pool",
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "landing_page",
+    "device",
+    "first_time_caller",
+)
 
 
 class MissedCalls:
@@ -426,8 +463,9 @@ class MissedCalls:
         """Caller → earliest missed call not yet seen reached."""
         return {p: self.rows[ix[0]]["_ms"] for p, ix in self._pending.items() if ix}
 
-    def result(self, contacts: Mapping[str, int], now_ms: int, tz: tzinfo,
-               limit: int | None = None) -> dict[str, Any]:
+    def result(
+        self, contacts: Mapping[str, int], now_ms: int, tz: tzinfo, limit: int | None = None
+    ) -> dict[str, Any]:
         """``contacts``: caller → latest contact ms, for callbacks not in the records."""
         for party, indexes in self._pending.items():
             latest = contacts.get(party)
@@ -441,23 +479,32 @@ class MissedCalls:
             row["started_at"] = iso_local(ms, tz)
             row["reached"] = reached_ms is not None
             row["reached_at"] = iso_local(reached_ms, tz)
-            row["reached_after_seconds"] = (reached_ms - ms) // 1000 \
-                if reached_ms is not None else None
-            row["waiting_seconds"] = None if reached_ms is not None \
-                else max(0, now_ms - ms) // 1000
+            row["reached_after_seconds"] = (
+                (reached_ms - ms) // 1000 if reached_ms is not None else None
+            )
+            row["waiting_seconds"] = None if reached_ms is not None else max(0, now_ms - ms) // 1000
             if reached_ms is not None:
                 waits.append(row["reached_after_seconds"])
             out.append(row)
         reached = len(waits)
-        summary = {"missed": len(out), "reached": reached, "not_reached": len(out) - reached,
-                   "reached_share": _ratio(reached, len(out)),
-                   "median_reach_seconds": int(statistics.median(waits)) if waits else None}
+        summary = {
+            "missed": len(out),
+            "reached": reached,
+            "not_reached": len(out) - reached,
+            "reached_share": _ratio(reached, len(out)),
+            "median_reach_seconds": int(statistics.median(waits)) if waits else None,
+        }
         shown = out if limit is None else out[:limit]
         return {"summary": summary, "calls": shown, "truncated": len(shown) < len(out)}
 
 
-def missed_report(records: Iterable[Mapping[str, Any]], contacts: Mapping[str, int],
-                  now_ms: int, tz: tzinfo, limit: int | None = None) -> dict[str, Any]:
+def missed_report(
+    records: Iterable[Mapping[str, Any]],
+    contacts: Mapping[str, int],
+    now_ms: int,
+    tz: tzinfo,
+    limit: int | None = None,
+) -> dict[str, Any]:
     acc = MissedCalls()
     for rec in records:
         acc.add(rec)
@@ -489,15 +536,19 @@ class Unanswered:
         if not _inbound(rec) or caller not in self.waiting:
             return
         started = int(rec.get("started_ms") or 0)
-        for seen in ((self.latest, self.attributed) if rec.get("match") not in
-                     (None, "unattributed") else (self.latest,)):
+        for seen in (
+            (self.latest, self.attributed)
+            if rec.get("match") not in (None, "unattributed")
+            else (self.latest,)
+        ):
             prev = seen.get(caller)
             if prev is None or started >= int(prev.get("started_ms") or 0):
                 seen[caller] = rec
         if rec.get("status") in MISSED:
             self.missed[caller] += 1
-            if started > self.contacts.get(caller, -1) and \
-                    started < self.since.get(caller, started + 1):
+            if started > self.contacts.get(caller, -1) and started < self.since.get(
+                caller, started + 1
+            ):
                 self.since[caller] = started
 
     def result(self, now_ms: int, tz: tzinfo, limit: int | None = None) -> dict[str, Any]:
@@ -506,16 +557,24 @@ class Unanswered:
             since = min(self.since.get(caller, last_ms), last_ms)
             last = self.latest.get(caller, {})
             rec = self.attributed.get(caller, last)
-            out.append({
-                "caller": caller, "missed_calls": self.missed.get(caller, 0),
-                "since": iso_local(since, tz), "last_missed_at": iso_local(last_ms, tz),
-                "waiting_seconds": max(0, now_ms - since) // 1000,
-                "source": rec.get("source", ""), "medium": rec.get("medium", ""),
-                "campaign": rec.get("campaign", ""), "region": rec.get("region", ""),
-                "pool": rec.get("pool", ""), "match": rec.get("match"),
-                "last_call_id": last.get("call_id"), "called": last.get("called"),
-                "_since": since,
-            })
+            out.append(
+                {
+                    "caller": caller,
+                    "missed_calls": self.missed.get(caller, 0),
+                    "since": iso_local(since, tz),
+                    "last_missed_at": iso_local(last_ms, tz),
+                    "waiting_seconds": max(0, now_ms - since) // 1000,
+                    "source": rec.get("source", ""),
+                    "medium": rec.get("medium", ""),
+                    "campaign": rec.get("campaign", ""),
+                    "region": rec.get("region", ""),
+                    "pool": rec.get("pool", ""),
+                    "match": rec.get("match"),
+                    "last_call_id": last.get("call_id"),
+                    "called": last.get("called"),
+                    "_since": since,
+                }
+            )
         out.sort(key=lambda row: (row["_since"], row["caller"]))
         for row in out:
             del row["_since"]
@@ -523,9 +582,14 @@ class Unanswered:
         return {"callers": shown, "total": len(out), "truncated": len(shown) < len(out)}
 
 
-def unanswered_report(waiting: Sequence[tuple[str, int]], records: Iterable[Mapping[str, Any]],
-                      contacts: Mapping[str, int], now_ms: int, tz: tzinfo,
-                      limit: int | None = None) -> dict[str, Any]:
+def unanswered_report(
+    waiting: Sequence[tuple[str, int]],
+    records: Iterable[Mapping[str, Any]],
+    contacts: Mapping[str, int],
+    now_ms: int,
+    tz: tzinfo,
+    limit: int | None = None,
+) -> dict[str, Any]:
     acc = Unanswered(waiting, contacts)
     for rec in records:
         acc.add(rec)
@@ -544,39 +608,57 @@ def _numbers(n: int) -> str:
     return f"{n} number{'' if n == 1 else 's'}"
 
 
-def sizing_advice(size: int, peak: int, offered: int, overflow: int,
-                  on_exhausted: str = "share-oldest") -> dict[str, Any]:
+def sizing_advice(
+    size: int, peak: int, offered: int, overflow: int, on_exhausted: str = "share-oldest"
+) -> dict[str, Any]:
     """What to do with a pool, from its peak and overflow over a range.
 
     ``status`` is ``grow``, ``shrink``, ``ok`` or ``idle`` (no allocation to judge by).
     """
     if offered == 0:
-        return {"status": "idle", "recommended_size": None,
-                "text": f"No visitor was given a number from this pool in this range, so "
-                        f"there is nothing to size yet; {SIMULATE_HINT}."}
+        return {
+            "status": "idle",
+            "recommended_size": None,
+            "text": f"No visitor was given a number from this pool in this range, so "
+            f"there is nothing to size yet; {SIMULATE_HINT}.",
+        }
     rec = recommended_size(peak)
     held = f"peak {peak} of {size} numbers held at once"
     if overflow:
         rec = max(rec, recommended_size(size))
-        what = ("saw the site's own number, so their calls could not be attributed"
-                if on_exhausted == "fallback"
-                else "got a number another visitor held, so their calls may be ambiguous")
+        what = (
+            "saw the site's own number, so their calls could not be attributed"
+            if on_exhausted == "fallback"
+            else "got a number another visitor held, so their calls may be ambiguous"
+        )
         share = f"{overflow / offered:.1%}"
-        return {"status": "grow", "recommended_size": rec,
-                "text": f"The pool ran out: {overflow} of {offered} visitors ({share}) {what}; "
-                        f"{held}. Add at least {_numbers(rec - size)} (to {rec}). Demand "
-                        f"beyond the pool cannot be measured, so check this report again "
-                        f"after adding them; {SIMULATE_HINT}."}
+        return {
+            "status": "grow",
+            "recommended_size": rec,
+            "text": f"The pool ran out: {overflow} of {offered} visitors ({share}) {what}; "
+            f"{held}. Add at least {_numbers(rec - size)} (to {rec}). Demand "
+            f"beyond the pool cannot be measured, so check this report again "
+            f"after adding them; {SIMULATE_HINT}.",
+        }
     if peak >= GROW_AT * size and rec > size:
-        return {"status": "grow", "recommended_size": rec,
-                "text": f"{held.capitalize()}; add at least {_numbers(rec - size)} (to {rec}) "
-                        f"so a busier day does not run out; {SIMULATE_HINT}."}
+        return {
+            "status": "grow",
+            "recommended_size": rec,
+            "text": f"{held.capitalize()}; add at least {_numbers(rec - size)} (to {rec}) "
+            f"so a busier day does not run out; {SIMULATE_HINT}.",
+        }
     if peak < SHRINK_BELOW * size and rec < size:
-        return {"status": "shrink", "recommended_size": rec,
-                "text": f"{held.capitalize()}; the pool could shrink to {_numbers(rec)} "
-                        f"and still keep a quarter in reserve; {SIMULATE_HINT}."}
-    return {"status": "ok", "recommended_size": size,
-            "text": f"{held.capitalize()}; the size is right for this traffic."}
+        return {
+            "status": "shrink",
+            "recommended_size": rec,
+            "text": f"{held.capitalize()}; the pool could shrink to {_numbers(rec)} "
+            f"and still keep a quarter in reserve; {SIMULATE_HINT}.",
+        }
+    return {
+        "status": "ok",
+        "recommended_size": size,
+        "text": f"{held.capitalize()}; the size is right for this traffic.",
+    }
 
 
 STAT_FIELDS = ("new", "held", "shared", "fallback", "peak")
@@ -591,9 +673,14 @@ def _int(value: Any) -> int:
         return 0
 
 
-def pool_report(pool_id: str, size: int, live: int, free: int,
-                daily: Sequence[tuple[str, Mapping[Any, Any]]],
-                on_exhausted: str = "share-oldest") -> dict[str, Any]:
+def pool_report(
+    pool_id: str,
+    size: int,
+    live: int,
+    free: int,
+    daily: Sequence[tuple[str, Mapping[Any, Any]]],
+    on_exhausted: str = "share-oldest",
+) -> dict[str, Any]:
     """One pool's load over the range; ``daily``: (UTC day, its ``stats:<day>`` hash)."""
     days, sums = [], dict.fromkeys(STAT_FIELDS, 0)
     peak, peak_day = 0, None
@@ -611,10 +698,20 @@ def pool_report(pool_id: str, size: int, live: int, free: int,
     offered = sums["new"] + sums["held"] + sums["shared"] + sums["fallback"]
     overflow = sums["shared"] + sums["fallback"]
     return {
-        "pool": pool_id, "size": size, "on_exhausted": on_exhausted, "live": live,
-        "free": free, "new": sums["new"], "held": sums["held"], "shared": sums["shared"],
-        "fallback": sums["fallback"], "offered": offered, "overflow": overflow,
-        "overflow_rate": _ratio(overflow, offered), "peak": peak, "peak_day": peak_day,
+        "pool": pool_id,
+        "size": size,
+        "on_exhausted": on_exhausted,
+        "live": live,
+        "free": free,
+        "new": sums["new"],
+        "held": sums["held"],
+        "shared": sums["shared"],
+        "fallback": sums["fallback"],
+        "offered": offered,
+        "overflow": overflow,
+        "overflow_rate": _ratio(overflow, offered),
+        "peak": peak,
+        "peak_day": peak_day,
         "days": days,
         "advice": sizing_advice(size, peak, offered, overflow, on_exhausted),
     }
@@ -635,16 +732,20 @@ def _contact_key(svc: Services, site: Site) -> str:
     return svc.keys.contact(site.id)
 
 
-async def _chunks(svc: Services, site: Site, start_ms: int, end_ms: int,
-                  revenue: bool = False
-                  ) -> AsyncIterator[list[tuple[dict[str, Any], float]]]:
+async def _chunks(
+    svc: Services, site: Site, start_ms: int, end_ms: int, revenue: bool = False
+) -> AsyncIterator[list[tuple[dict[str, Any], float]]]:
     """Call records started in ``[start_ms, end_ms)``, oldest first, a chunk at a time,
     each with the revenue conversions recorded for it when ``revenue`` is asked."""
     index = svc.keys.calls(site.id)
     offset = 0
     while True:
-        ids = [_text(i) for i in await svc.redis.zrangebyscore(
-            index, start_ms, end_ms - 1, start=offset, num=CHUNK)]
+        ids = [
+            _text(i)
+            for i in await svc.redis.zrangebyscore(
+                index, start_ms, end_ms - 1, start=offset, num=CHUNK
+            )
+        ]
         if not ids:
             return
         offset += len(ids)
@@ -654,7 +755,7 @@ async def _chunks(svc: Services, site: Site, start_ms: int, end_ms: int,
             extra = await svc.redis.hmget(_revenue_key(svc, site), ids)
         out = []
         for raw, money in zip(raws, extra, strict=True):
-            if raw:   # an id whose record has expired is skipped
+            if raw:  # an id whose record has expired is skipped
                 out.append((load_record(raw), _float(money)))
         yield out
         if len(ids) < CHUNK:
@@ -695,22 +796,66 @@ def _csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], name: str) -
     writer.writerow(columns)
     for row in rows:
         writer.writerow([csv_cell(row.get(c)) for c in columns])
-    return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return Response(
+        buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 # ================================================================ routes
 
 
-SOURCES_CSV = ("label", "source", "medium", "calls", "answered", "missed",
-               "first_time_callers", "unique_callers", "ambiguous", "attributed_share",
-               "answer_rate", "share", "value", "currency")
-MISSED_CSV = ("started_at", "call_id", "caller", "called", "status", "source", "medium",
-              "campaign", "keyword", "region", "pool", "match", "first_time_caller",
-              "reached", "reached_at", "reached_after_seconds", "reached_by",
-              "waiting_seconds")
-UNANSWERED_CSV = ("caller", "missed_calls", "since", "last_missed_at", "waiting_seconds",
-                  "source", "medium", "campaign", "region", "pool", "called", "last_call_id")
+SOURCES_CSV = (
+    "label",
+    "source",
+    "medium",
+    "calls",
+    "answered",
+    "missed",
+    "first_time_callers",
+    "unique_callers",
+    "ambiguous",
+    "attributed_share",
+    "answer_rate",
+    "share",
+    "value",
+    "currency",
+)
+MISSED_CSV = (
+    "started_at",
+    "call_id",
+    "caller",
+    "called",
+    "status",
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "pool",
+    "match",
+    "first_time_caller",
+    "reached",
+    "reached_at",
+    "reached_after_seconds",
+    "reached_by",
+    "waiting_seconds",
+)
+UNANSWERED_CSV = (
+    "caller",
+    "missed_calls",
+    "since",
+    "last_missed_at",
+    "waiting_seconds",
+    "source",
+    "medium",
+    "campaign",
+    "region",
+    "pool",
+    "called",
+    "last_call_id",
+)
 
 
 async def sources_route(request: Request) -> Response:
@@ -751,9 +896,11 @@ async def missed_route(request: Request) -> Response:
             still = acc.pending()
             if not any(contacts.get(p, -1) >= ms for p, ms in still.items()):
                 break
-    body = {"site": site.id, **rng.body(), **acc.result(contacts, now_ms, site.timezone,
-                                                          None if _wants_csv(request)
-                                                          else limit)}
+    body = {
+        "site": site.id,
+        **rng.body(),
+        **acc.result(contacts, now_ms, site.timezone, None if _wants_csv(request) else limit),
+    }
     if _wants_csv(request):
         return _csv(body["calls"], MISSED_CSV, f"missed-{site.id}")
     return json_response(body)
@@ -762,8 +909,9 @@ async def missed_route(request: Request) -> Response:
 async def unanswered_route(request: Request) -> Response:
     svc, site, rng, now_ms = _context(request)
     limit = parse_limit(request.query_params)
-    raw = await svc.redis.zrangebyscore(svc.keys.unanswered(site.id), rng.start_ms,
-                                        rng.end_ms - 1, withscores=True)
+    raw = await svc.redis.zrangebyscore(
+        svc.keys.unanswered(site.id), rng.start_ms, rng.end_ms - 1, withscores=True
+    )
     waiting = [(_text(c), int(ms)) for c, ms in raw]
     contacts = await _contacts(svc, site, [c for c, _ in waiting])
     acc = Unanswered(waiting, contacts)
@@ -772,8 +920,11 @@ async def unanswered_route(request: Request) -> Response:
             for rec, _ in chunk:
                 acc.add(rec)
     csv_wanted = _wants_csv(request)
-    body = {"site": site.id, **rng.body(),
-            **acc.result(now_ms, site.timezone, None if csv_wanted else limit)}
+    body = {
+        "site": site.id,
+        **rng.body(),
+        **acc.result(now_ms, site.timezone, None if csv_wanted else limit),
+    }
     if csv_wanted:
         return _csv(body["callers"], UNANSWERED_CSV, f"unanswered-{site.id}")
     return json_response(body)
@@ -788,8 +939,9 @@ async def heatmap_route(request: Request) -> Response:
     return json_response({"site": site.id, **rng.body(), **grid.result()})
 
 
-async def _pool(svc: Services, site: Site, pool: Pool, days: Sequence[str],
-                now_ms: int) -> dict[str, Any]:
+async def _pool(
+    svc: Services, site: Site, pool: Pool, days: Sequence[str], now_ms: int
+) -> dict[str, Any]:
     leases = svc.keys.pool_leases(site.id, pool.id)
     pipe = svc.redis.pipeline(transaction=False)
     pipe.zcount(leases, f"({now_ms}", "+inf")
@@ -801,16 +953,24 @@ async def _pool(svc: Services, site: Site, pool: Pool, days: Sequence[str],
     size = len(pool.numbers)
     # a lease past its expiry is free: the next allocation releases it
     free_now = max(0, min(int(free) + int(expired), size - int(live)))
-    return pool_report(pool.id, size, int(live), free_now, list(zip(days, stats, strict=True)),
-                       pool.on_exhausted)
+    return pool_report(
+        pool.id, size, int(live), free_now, list(zip(days, stats, strict=True)), pool.on_exhausted
+    )
 
 
 async def pools_route(request: Request) -> Response:
     svc, site, rng, now_ms = _context(request)
     days = rng.utc_days()
     pools = [await _pool(svc, site, pool, days, now_ms) for pool in site.pools]
-    return json_response({"site": site.id, **rng.body(), "rule": SIZING_RULE,
-                          "simulate": SIMULATE_HINT, "pools": pools})
+    return json_response(
+        {
+            "site": site.id,
+            **rng.body(),
+            "rule": SIZING_RULE,
+            "simulate": SIMULATE_HINT,
+            "pools": pools,
+        }
+    )
 
 
 async def delivery_route(request: Request) -> Response:
@@ -823,8 +983,10 @@ async def delivery_route(request: Request) -> Response:
 
 # ---------------------------------------------------------------- the dashboard page
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-       "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 
 
@@ -836,8 +998,12 @@ def _asset(name: str) -> tuple[bytes, str]:
 
 def _serve(request: Request, name: str, media_type: str) -> Response:
     body, etag = _asset(name)
-    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer"}
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
     if name.endswith(".html"):
         headers.update({"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
     if request.headers.get("if-none-match") == etag:

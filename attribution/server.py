@@ -10,10 +10,10 @@ from starlette.applications import Starlette
 
 from . import config as configmod
 from .app import create_app
-from .services import GA4_ENDPOINT
 from .geo import GeoIP
 from .keys import Keys
 from .redis_store import client
+from .services import GA4_ENDPOINT
 from .sessions import Signer, load_secret
 
 log = logging.getLogger("callpath")
@@ -26,7 +26,10 @@ def build() -> Starlette:
     data_dir = Path(os.environ.get("CALLPATH_DATA_DIR", ".callpath"))
     url = os.environ["CALLPATH_REDIS_URL"]
     app = create_app(
-        cfg, client(url), keys=Keys(), signer=Signer(load_secret(data_dir)),
+        cfg,
+        client(url),
+        keys=Keys(),
+        signer=Signer(load_secret(data_dir)),
         geoip=GeoIP(os.environ.get("CALLPATH_GEOIP_DB") or None),
         ga4_endpoint=os.environ.get("CALLPATH_GA4_ENDPOINT", GA4_ENDPOINT),
         run_worker=os.environ.get("CALLPATH_NO_WORKER", "") != "1",

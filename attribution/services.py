@@ -45,8 +45,9 @@ class Services:
     def __post_init__(self) -> None:
         self.scripts = Scripts(self.redis)
         self.allocator = Allocator(self.config, self.scripts, self.keys)
-        self.tracker = Tracker(self.config, self.redis, self.allocator, self.keys, self.signer,
-                               self.geoip)
+        self.tracker = Tracker(
+            self.config, self.redis, self.allocator, self.keys, self.signer, self.geoip
+        )
         self.matcher = Matcher(self.config, self.redis, self.scripts, self.keys)
         self.calls = CallLog(self.config, self.redis, self.scripts, self.keys, self.matcher)
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import metrics
 from .allocator import Allocator, Lease
 from .config import Config, Phone, Site
 from .devices import parse_user_agent
-from . import metrics
 from .errors import BadRequest, NotFound, RateLimited
 from .geo import GeoIP, pick_region
 from .keys import Keys
@@ -36,8 +36,12 @@ class Assignment:
     visit: dict[str, str]
 
     def body(self) -> dict[str, Any]:
-        return {"sid": self.sid, "numbers": self.numbers, "hold_seconds": self.hold_seconds,
-                "visit": self.visit}
+        return {
+            "sid": self.sid,
+            "numbers": self.numbers,
+            "hold_seconds": self.hold_seconds,
+            "visit": self.visit,
+        }
 
 
 def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False) -> str:
@@ -59,8 +63,10 @@ def _ga_id(body: Mapping[str, Any], name: str) -> str:
         value = str(value)
     if value in (None, ""):
         return ""
-    if not isinstance(value, str) or len(value) > GA_ID_MAX or not all(
-        c.isdigit() or c == "." for c in value
+    if (
+        not isinstance(value, str)
+        or len(value) > GA_ID_MAX
+        or not all(c.isdigit() or c == "." for c in value)
     ):
         raise BadRequest(f"{name} must be digits and dots, as GA writes it", field=name)
     return value
@@ -70,13 +76,25 @@ def pair(own: Phone, shown: Phone | str) -> dict[str, str]:
     shown_phone = shown if isinstance(shown, Phone) else None
     number = shown_phone.e164 if shown_phone else str(shown)
     national = shown_phone.national if shown_phone else ""
-    return {"replace": own.e164, "number": number, "replace_national": own.national,
-            "number_national": national, "country_code": own.country_code}
+    return {
+        "replace": own.e164,
+        "number": number,
+        "replace_national": own.national,
+        "number_national": national,
+        "country_code": own.country_code,
+    }
 
 
 class Tracker:
-    def __init__(self, config: Config, redis: AnyRedis, allocator: Allocator, keys: Keys,
-                 signer: Signer, geoip: GeoIP) -> None:
+    def __init__(
+        self,
+        config: Config,
+        redis: AnyRedis,
+        allocator: Allocator,
+        keys: Keys,
+        signer: Signer,
+        geoip: GeoIP,
+    ) -> None:
         self.config = config
         self.redis = redis
         self.allocator = allocator
@@ -104,8 +122,9 @@ class Tracker:
             out.append(pair(own, shown))
         return out
 
-    async def start(self, site: Site, body: Mapping[str, Any], user_agent: str,
-                    client_ip: str | None) -> Assignment:
+    async def start(
+        self, site: Site, body: Mapping[str, Any], user_agent: str, client_ip: str | None
+    ) -> Assignment:
         url = _str_field(body, "url", MAX_URL)
         referrer = _str_field(body, "referrer", MAX_URL)
         region_asked = _str_field(body, "region", 64)
@@ -115,8 +134,8 @@ class Tracker:
         device = parse_user_agent(user_agent)
         current = classify(url, referrer, site.domains)
         if device.is_bot:
-            visit = _visit_dict(current, "", device.kind)
-            return Assignment(None, [pair(o, o) for o in site.replace], hold_s, visit)
+            seen = _visit_dict(current, "", device.kind)
+            return Assignment(None, [pair(o, o) for o in site.replace], hold_s, seen)
 
         sid = body.get("sid")
         record: dict[str, str] = {}
@@ -143,19 +162,45 @@ class Tracker:
         chosen = [p for p in site.choose_pools(vd).values() if p is not None]
         leases = await asyncio.gather(
             *(self.allocator.lease(site, pool, sid, now_ms) for pool in chosen),
-            self._save(sid, site, record, vd, url, referrer, ga_client, ga_session, device,
-                       now_ms, bool(region_asked and region == region_asked)),
+            self._save(
+                sid,
+                site,
+                record,
+                vd,
+                url,
+                referrer,
+                ga_client,
+                ga_session,
+                device,
+                now_ms,
+                bool(region_asked and region == region_asked),
+            ),
         )
-        return Assignment(sid, self._numbers(site, list(leases[:-1])), hold_s, vd)
+        return Assignment(sid, self._numbers(site, _leases(leases)), hold_s, vd)
 
-    async def _save(self, sid: str, site: Site, record: Mapping[str, str], visit: dict[str, str],
-                    url: str, referrer: str, ga_client: str, ga_session: str, device: Any,
-                    now_ms: int, region_chosen: bool) -> None:
+    async def _save(
+        self,
+        sid: str,
+        site: Site,
+        record: Mapping[str, str],
+        visit: dict[str, str],
+        url: str,
+        referrer: str,
+        ga_client: str,
+        ga_session: str,
+        device: Any,
+        now_ms: int,
+        region_chosen: bool,
+    ) -> None:
         fields: dict[str, str | int] = {
-            "last_page": url, "last_seen": now_ms,
-            "source": visit["source"], "medium": visit["medium"],
-            "campaign": visit["campaign"], "keyword": visit["keyword"],
-            "region": visit["region"], "device": visit["device"],
+            "last_page": url,
+            "last_seen": now_ms,
+            "source": visit["source"],
+            "medium": visit["medium"],
+            "campaign": visit["campaign"],
+            "keyword": visit["keyword"],
+            "region": visit["region"],
+            "device": visit["device"],
         }
         if region_chosen:
             fields["region_chosen"] = "1"
@@ -164,8 +209,14 @@ class Tracker:
         if ga_session:
             fields["ga_session_id"] = ga_session
         if not record:
-            fields.update(site=site.id, first_seen=now_ms, landing_page=url, referrer=referrer,
-                          os=device.os, browser=device.browser)
+            fields.update(
+                site=site.id,
+                first_seen=now_ms,
+                landing_page=url,
+                referrer=referrer,
+                os=device.os,
+                browser=device.browser,
+            )
         key = self.keys.session(sid)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=fields)
@@ -197,8 +248,10 @@ class Tracker:
             *(self.allocator.lease(site, pool, sid, now_ms) for pool in chosen),
             pipe.execute(),
         )
-        return {"hold_seconds": round(self.config.hold_minutes * 60),
-                "numbers": self._numbers(site, list(leases[:-1]))}
+        return {
+            "hold_seconds": round(self.config.hold_minutes * 60),
+            "numbers": self._numbers(site, _leases(leases)),
+        }
 
     async def check_rate(self, ip: str | None) -> None:
         """At most ``sessions_per_minute`` new sessions per client address (429 beyond)."""
@@ -211,11 +264,19 @@ class Tracker:
         if int(count) > limit:
             retry = 60 - int(time.time() % 60)
             metrics.RATE_LIMITED.inc()
-            raise RateLimited(f"more than {limit} new sessions a minute from this address",
-                              field="client", headers={"Retry-After": str(retry)})
+            raise RateLimited(
+                f"more than {limit} new sessions a minute from this address",
+                field="client",
+                headers={"Retry-After": str(retry)},
+            )
 
     async def record(self, sid: str) -> dict[str, str]:
         return _decode(await self.redis.hgetall(self.keys.session(sid)))
+
+
+def _leases(results: Sequence[Any]) -> list[Lease]:
+    """The leases among what ``asyncio.gather`` returned (the last item is the save)."""
+    return [x for x in results if isinstance(x, Lease)]
 
 
 def _decode(raw: Mapping[Any, Any]) -> dict[str, str]:
@@ -228,13 +289,23 @@ def _decode(raw: Mapping[Any, Any]) -> dict[str, str]:
 def _previous_visit(record: Mapping[str, str]) -> Visit | None:
     if not record.get("source"):
         return None
-    return Visit(record["source"], record.get("medium", ""), record.get("campaign", ""),
-                 record.get("keyword", ""))
+    return Visit(
+        record["source"],
+        record.get("medium", ""),
+        record.get("campaign", ""),
+        record.get("keyword", ""),
+    )
 
 
 def _visit_dict(visit: Visit, region: str, device: str) -> dict[str, str]:
-    return {"source": visit.source, "medium": visit.medium, "campaign": visit.campaign,
-            "keyword": visit.keyword, "region": region, "device": device}
+    return {
+        "source": visit.source,
+        "medium": visit.medium,
+        "campaign": visit.campaign,
+        "keyword": visit.keyword,
+        "region": region,
+        "device": device,
+    }
 
 
 def dumps(value: Any) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Config, Site
@@ -50,8 +50,9 @@ async def json_object(request: Request, limit: int) -> dict[str, Any]:
     return value
 
 
-def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-                  ) -> Response:
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return Response(text, status, headers=dict(headers or {}), media_type="application/json")
 
@@ -67,19 +68,24 @@ async def api_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return json_response({"error": error, "detail": str(exc.detail)}, exc.status_code,
-                         exc.headers)
+    return json_response({"error": error, "detail": str(exc.detail)}, exc.status_code, exc.headers)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s: %s", request.method, request.url.path,
-              type(exc).__name__, exc_info=exc)
-    return json_response({"error": "internal", "detail": "internal error; see the server log"},
-                         500)
+    log.error(
+        "unhandled error on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    return json_response({"error": "internal", "detail": "internal error; see the server log"}, 500)
 
 
 EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
-    ApiError: api_error, HTTPException: http_error, Exception: server_error,
+    ApiError: api_error,
+    HTTPException: http_error,
+    Exception: server_error,
 }
 
 
@@ -102,8 +108,9 @@ def cors_headers(site: Site, request: Request) -> dict[str, str]:
     origin = request.headers.get("origin")
     if origin:
         if not allowed_host(site, host_of(origin)):
-            raise Forbidden(f"origin {origin!r} is not one of site {site.id!r}'s domains",
-                            field="origin")
+            raise Forbidden(
+                f"origin {origin!r} is not one of site {site.id!r}'s domains", field="origin"
+            )
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     referer = request.headers.get("referer")
     if referer and not allowed_host(site, host_of(referer)):
@@ -116,11 +123,16 @@ def preflight(config: Config, request: Request) -> Response:
     host = host_of(origin)
     if not any(allowed_host(s, host) for s in config.sites):
         return Response(status_code=403)
-    return Response(status_code=204, headers={
-        "Access-Control-Allow-Origin": origin, "Vary": "Origin",
-        "Access-Control-Allow-Methods": "POST, OPTIONS",
-        "Access-Control-Allow-Headers": "Content-Type", "Access-Control-Max-Age": "86400",
-    })
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Vary": "Origin",
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
 
 
 def site_for_key(config: Config, request: Request) -> Site:
@@ -128,17 +140,22 @@ def site_for_key(config: Config, request: Request) -> Site:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("send the site's key as 'Authorization: Bearer <key>'",
-                           field="authorization",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "send the site's key as 'Authorization: Bearer <key>'",
+            field="authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     found = None
     given = token.strip().encode()
     for site in config.sites:
         if site.api_key and hmac.compare_digest(given, site.api_key.encode()):
             found = site
     if found is None:
-        raise Unauthorized("the key is not valid for any site", field="authorization",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "the key is not valid for any site",
+            field="authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return found
 
 
@@ -169,5 +186,10 @@ class AccessLog:
             await self.app(scope, receive, wrapped)
         finally:
             if log.isEnabledFor(logging.INFO):
-                log.info("%s %s %d %.1fms", scope["method"], scope["path"], status,
-                         (time.perf_counter() - start) * 1000)
+                log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    (time.perf_counter() - start) * 1000,
+                )

@@ -38,9 +38,9 @@ from attribution.redis_store import EmbeddedRedis, client
 from attribution.services import Services
 from attribution.sessions import Signer
 
-T0 = 1_800_000_000_000            # 2027-01-15, the synthetic clock's start (ms)
-POOL = 1000                       # numbers in the pool
-GAP_MS = 1000                     # a new session every second: 900 live at once < POOL
+T0 = 1_800_000_000_000  # 2027-01-15, the synthetic clock's start (ms)
+POOL = 1000  # numbers in the pool
+GAP_MS = 1000  # a new session every second: 900 live at once < POOL
 HOLD_MINUTES = 15
 WRITE_CHUNK = 5000
 LANDING = "https://bench.example/catalog/boilers?utm_source=google&utm_medium=cpc&utm_campaign=w"
@@ -81,8 +81,14 @@ class Bench:
         assert pool is not None
         self.pool = pool
         self.keys = Keys("cp")
-        self.svc = Services(self.config, redis, self.keys, Signer(b"bench-secret-0123456789"),
-                            GeoIP(None), run_worker=False)
+        self.svc = Services(
+            self.config,
+            redis,
+            self.keys,
+            Signer(b"bench-secret-0123456789"),
+            GeoIP(None),
+            run_worker=False,
+        )
 
     async def reset(self) -> None:
         await self.redis.flushall()
@@ -99,8 +105,18 @@ class Bench:
             batch = []
             for i in range(base, min(count, base + WRITE_CHUNK)):
                 sid, now = f"bench-{i:07d}", T0 + i * GAP_MS
-                self.svc.scripts.queue(pipe, "allocate", prefix, sid, now, hold_ms,
-                                       self.pool.on_exhausted, history_ms, utc_day(now), "1")
+                self.svc.scripts.queue(
+                    pipe,
+                    "allocate",
+                    prefix,
+                    sid,
+                    now,
+                    hold_ms,
+                    self.pool.on_exhausted,
+                    history_ms,
+                    utc_day(now),
+                    "1",
+                )
                 batch.append((sid, now))
             for (sid, now), (number, outcome) in zip(batch, await pipe.execute(), strict=True):
                 if outcome != b"new":
@@ -112,16 +128,29 @@ class Bench:
         """What ``POST /v1/sessions`` would have stored for each session."""
         for base in range(0, len(leases), WRITE_CHUNK):
             pipe = self.redis.pipeline(transaction=False)
-            for sid, _, now in leases[base:base + WRITE_CHUNK]:
-                pipe.hset(self.keys.session(sid), mapping={
-                    "site": self.site.id, "first_seen": now, "last_seen": now + 60_000,
-                    "landing_page": LANDING, "last_page": "https://bench.example/contacts",
-                    "referrer": "https://www.google.com/", "source": "google",
-                    "medium": "cpc", "campaign": "winter-boilers", "keyword": "boiler repair",
-                    "region": "", "device": "mobile", "os": "Android", "browser": "Chrome",
-                    "ga_client_id": f"{now // 1000}.{now % 997}", "ga_session_id": str(now // 1000),
-                    "pages": 3,
-                })
+            for sid, _, now in leases[base : base + WRITE_CHUNK]:
+                pipe.hset(
+                    self.keys.session(sid),
+                    mapping={
+                        "site": self.site.id,
+                        "first_seen": now,
+                        "last_seen": now + 60_000,
+                        "landing_page": LANDING,
+                        "last_page": "https://bench.example/contacts",
+                        "referrer": "https://www.google.com/",
+                        "source": "google",
+                        "medium": "cpc",
+                        "campaign": "winter-boilers",
+                        "keyword": "boiler repair",
+                        "region": "",
+                        "device": "mobile",
+                        "os": "Android",
+                        "browser": "Chrome",
+                        "ga_client_id": f"{now // 1000}.{now % 997}",
+                        "ga_session_id": str(now // 1000),
+                        "pages": 3,
+                    },
+                )
             await pipe.execute()
 
     async def used_memory(self) -> int:
@@ -129,8 +158,9 @@ class Bench:
         return int(info["used_memory"])
 
 
-def write_csv(path: Path, leases: list[tuple[str, str, int]], seed: int = 1, tag: int = 0
-              ) -> list[tuple[str, str]]:
+def write_csv(
+    path: Path, leases: list[tuple[str, str, int]], seed: int = 1, tag: int = 0
+) -> list[tuple[str, str]]:
     """Asterisk cdr_csv rows (17 columns, with uniqueid), one call per lease, in time order.
 
     Returns (call id, the session that held the number) for every row.
@@ -138,8 +168,10 @@ def write_csv(path: Path, leases: list[tuple[str, str, int]], seed: int = 1, tag
     rng = random.Random(seed)
     tz = ZoneInfo("America/New_York")
     expected = []
-    callers = [f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
-               for _ in range(max(1, len(leases) * 6 // 10))]
+    callers = [
+        f"{rng.randint(201, 989)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+        for _ in range(max(1, len(leases) * 6 // 10))
+    ]
     rows = []
     hold_s = HOLD_MINUTES * 60
     for n, (sid, number, from_ms) in enumerate(leases):
@@ -152,16 +184,17 @@ def write_csv(path: Path, leases: list[tuple[str, str, int]], seed: int = 1, tag
         t_answer = datetime.fromtimestamp(start + ring, tz).strftime(fmt) if answered else ""
         t_end = datetime.fromtimestamp(start + ring + (talk if answered else 0), tz)
         caller = rng.choice(callers)
-        did = number[2:]                 # national 10 digits, as a US trunk sends them
+        did = number[2:]  # national 10 digits, as a US trunk sends them
         call_id = f"{int(start)}.{tag}{n:06d}"
         expected.append((call_id, sid))
         rows.append(
             f'"","{caller}","{did}","from-pstn","""Caller"" <{caller}>",'
             f'"SIP/trunk-{n:08x}","SIP/101-{n:08x}","Dial","SIP/101,30",'
             f'"{t_start.strftime(fmt)}","{t_answer}","{t_end.strftime(fmt)}",'
-            f'{ring + (talk if answered else 0)},{talk if answered else 0},'
+            f"{ring + (talk if answered else 0)},{talk if answered else 0},"
             f'"{"ANSWERED" if answered else "NO ANSWER"}","DOCUMENTATION",'
-            f'"{call_id}"\n')
+            f'"{call_id}"\n'
+        )
     path.write_text("".join(rows), encoding="utf-8")
     return expected
 
@@ -169,9 +202,9 @@ def write_csv(path: Path, leases: list[tuple[str, str, int]], seed: int = 1, tag
 @dataclass
 class Timed:
     result: ImportResult
-    wall: float            # seconds
-    cpu: float             # seconds of this process's CPU (parsing, the client side)
-    redis_cpu: float       # seconds of the Redis server's CPU
+    wall: float  # seconds
+    cpu: float  # seconds of this process's CPU (parsing, the client side)
+    redis_cpu: float  # seconds of the Redis server's CPU
 
     def per_cdr(self) -> tuple[float, float, float]:
         """Microseconds per CDR: wall, our CPU, Redis CPU."""
@@ -180,8 +213,10 @@ class Timed:
 
     def line(self) -> str:
         wall, cpu, rcpu = self.per_cdr()
-        return (f"{self.result.read / self.wall:,.0f} CDR/s; per CDR {wall:.0f} µs wall, "
-                f"{cpu:.0f} µs CPU here + {rcpu:.0f} µs Redis CPU")
+        return (
+            f"{self.result.read / self.wall:,.0f} CDR/s; per CDR {wall:.0f} µs wall, "
+            f"{cpu:.0f} µs CPU here + {rcpu:.0f} µs Redis CPU"
+        )
 
 
 async def _redis_cpu(bench: Bench) -> float:
@@ -215,8 +250,10 @@ async def _main(quick: bool, tmp: Path) -> dict[str, Any]:
         t = time.perf_counter()
         leases = await bench.write_leases(n)
         await bench.write_sessions(leases)
-        print(f"  {n:,} lease histories and sessions written in "
-              f"{time.perf_counter() - t:.1f} s", flush=True)
+        print(
+            f"  {n:,} lease histories and sessions written in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
         csv_path = tmp / "Master.csv"
         expected = write_csv(csv_path, leases)
         size_mb = csv_path.stat().st_size / 1e6
@@ -230,28 +267,45 @@ async def _main(quick: bool, tmp: Path) -> dict[str, Any]:
         # what one client process and one Redis could do with no one else on the machine
         bound = 1e6 / max(cpu, rcpu)
         per_call = (after - before) / max(1, first.result.new)
-        out.update(cdrs=first.result.read, file_mb=round(size_mb, 1),
-                   seconds=round(first.wall, 2), cdr_per_s=round(rate),
-                   target_cdr_per_s=TARGET_RATE, rate_ratio=round(rate / TARGET_RATE, 2),
-                   us_cpu_client_per_cdr=round(cpu), us_cpu_redis_per_cdr=round(rcpu),
-                   cpu_bound_cdr_per_s=round(bound),
-                   bytes_per_call=round(per_call), target_bytes=TARGET_BYTES,
-                   memory_ratio=round(per_call / TARGET_BYTES, 2),
-                   first_run=first.result.summary(), second_run=again.result.summary(),
-                   second_run_cdr_per_s=round(again.result.read / again.wall),
-                   exact_share_sampled=exact)
-        print(f"  import {first.result.read:,} CDRs ({size_mb:.1f} MB) in {first.wall:.1f} s: "
-              f"{first.line()}", flush=True)
-        print(f"    {rate / TARGET_RATE:.2f}x the {TARGET_RATE:,}/s target; CPU-bound ceiling "
-              f"(max of client and Redis CPU per CDR) {bound:,.0f} CDR/s = "
-              f"{bound / TARGET_RATE:.2f}x")
+        out.update(
+            cdrs=first.result.read,
+            file_mb=round(size_mb, 1),
+            seconds=round(first.wall, 2),
+            cdr_per_s=round(rate),
+            target_cdr_per_s=TARGET_RATE,
+            rate_ratio=round(rate / TARGET_RATE, 2),
+            us_cpu_client_per_cdr=round(cpu),
+            us_cpu_redis_per_cdr=round(rcpu),
+            cpu_bound_cdr_per_s=round(bound),
+            bytes_per_call=round(per_call),
+            target_bytes=TARGET_BYTES,
+            memory_ratio=round(per_call / TARGET_BYTES, 2),
+            first_run=first.result.summary(),
+            second_run=again.result.summary(),
+            second_run_cdr_per_s=round(again.result.read / again.wall),
+            exact_share_sampled=exact,
+        )
+        print(
+            f"  import {first.result.read:,} CDRs ({size_mb:.1f} MB) in {first.wall:.1f} s: "
+            f"{first.line()}",
+            flush=True,
+        )
+        print(
+            f"    {rate / TARGET_RATE:.2f}x the {TARGET_RATE:,}/s target; CPU-bound ceiling "
+            f"(max of client and Redis CPU per CDR) {bound:,.0f} CDR/s = "
+            f"{bound / TARGET_RATE:.2f}x"
+        )
         print(f"    {first.result.summary()}")
         print(f"  again: {again.result.summary()} ({again.line()})")
-        print(f"  Redis used_memory per stored call: {per_call:,.0f} B = "
-              f"{per_call / TARGET_BYTES:.2f}x the {TARGET_BYTES} B target "
-              "(record, call log entry, caller indexes, GA4 outbox entry)")
-        print(f"  sampled calls matched exactly to the session that held the number: "
-              f"{exact:.1%}", flush=True)
+        print(
+            f"  Redis used_memory per stored call: {per_call:,.0f} B = "
+            f"{per_call / TARGET_BYTES:.2f}x the {TARGET_BYTES} B target "
+            "(record, call log entry, caller indexes, GA4 outbox entry)"
+        )
+        print(
+            f"  sampled calls matched exactly to the session that held the number: {exact:.1%}",
+            flush=True,
+        )
         del leases, expected
 
         # 2. cost per CDR against the depth of the lease history: today's calls, with
@@ -265,8 +319,11 @@ async def _main(quick: bool, tmp: Path) -> dict[str, Any]:
             leases = await bench.write_leases(depth)
             recent = leases[-calls:]
             await bench.write_sessions(recent)
-            print(f"  {depth:,} leases in history ({depth // POOL} per number), written in "
-                  f"{time.perf_counter() - t:.1f} s", flush=True)
+            print(
+                f"  {depth:,} leases in history ({depth // POOL} per number), written in "
+                f"{time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
             walls, cpus = [], []
             for k in range(rounds):
                 path = tmp / f"recent-{depth}-{k}.csv"
@@ -281,14 +338,21 @@ async def _main(quick: bool, tmp: Path) -> dict[str, Any]:
             del leases, recent
         wall_ratio = best[large][0] / best[small][0]
         cpu_ratio = best[large][1] / best[small][1]
-        out.update(history_small=small, history_large=large,
-                   us_per_cdr_small=round(best[small][0], 1),
-                   us_per_cdr_large=round(best[large][0], 1),
-                   history_ratio=round(wall_ratio, 2), history_cpu_ratio=round(cpu_ratio, 2),
-                   target_history_ratio=TARGET_RATIO, load_after=_load())
+        out.update(
+            history_small=small,
+            history_large=large,
+            us_per_cdr_small=round(best[small][0], 1),
+            us_per_cdr_large=round(best[large][0], 1),
+            history_ratio=round(wall_ratio, 2),
+            history_cpu_ratio=round(cpu_ratio, 2),
+            target_history_ratio=TARGET_RATIO,
+            load_after=_load(),
+        )
         note = " (quick mode: 100,000 stands in for 1,000,000)" if quick else ""
-        print(f"  cost per CDR at {large:,} vs {small:,} leases{note}: wall {wall_ratio:.2f}x, "
-              f"CPU (client + Redis) {cpu_ratio:.2f}x (target ≤ {TARGET_RATIO}x)")
+        print(
+            f"  cost per CDR at {large:,} vs {small:,} leases{note}: wall {wall_ratio:.2f}x, "
+            f"CPU (client + Redis) {cpu_ratio:.2f}x (target ≤ {TARGET_RATIO}x)"
+        )
         print(f"  {_load()}")
     finally:
         await redis.aclose()

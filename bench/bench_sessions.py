@@ -20,8 +20,10 @@ from attribution.redis_store import EmbeddedRedis
 
 from . import loadgen
 
-UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/131.0.0.0 Safari/537.36")
+UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 def bench_config(numbers: int) -> str:
@@ -59,8 +61,19 @@ class Server:
         self.port = free_port()
         env = os.environ | {"BENCH_API_KEY": "bench-key-0123456789"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve_app", "--config", str(cfg), "--redis",
-             self.redis.url, "--port", str(self.port)], env=env)
+            [
+                sys.executable,
+                "-m",
+                "bench.serve_app",
+                "--config",
+                str(cfg),
+                "--redis",
+                self.redis.url,
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -80,12 +93,21 @@ class Server:
 def session_requests(n: int = 200) -> list[bytes]:
     out = []
     for i in range(n):
-        body = json.dumps({"site": "bench", "url": f"https://bench.example/p{i}?utm_source="
-                           f"google&utm_medium=cpc&utm_campaign=c{i % 7}",
-                           "referrer": "https://www.google.com/", "ga_client_id": f"{i}.1700",
-                           "ga_session_id": "1700000000"}).encode()
-        out.append(loadgen.request("POST", "/v1/sessions", body,
-                                   {"User-Agent": UA, "Content-Type": "text/plain"}))
+        body = json.dumps(
+            {
+                "site": "bench",
+                "url": f"https://bench.example/p{i}?utm_source="
+                f"google&utm_medium=cpc&utm_campaign=c{i % 7}",
+                "referrer": "https://www.google.com/",
+                "ga_client_id": f"{i}.1700",
+                "ga_session_id": "1700000000",
+            }
+        ).encode()
+        out.append(
+            loadgen.request(
+                "POST", "/v1/sessions", body, {"User-Agent": UA, "Content-Type": "text/plain"}
+            )
+        )
     return out
 
 
@@ -96,23 +118,33 @@ def run(quick: bool = False) -> dict[str, Any]:
         try:
             memory = held_session_bytes(srv, 1500)
             trivial_req = loadgen.request("GET", "/bench/trivial")
-            asyncio.run(loadgen.run(srv.port, lambda: trivial_req, 1.0))        # warm up
+            asyncio.run(loadgen.run(srv.port, lambda: trivial_req, 1.0))  # warm up
             base = asyncio.run(loadgen.run(srv.port, lambda: trivial_req, seconds))
             make = loadgen.cycle(session_requests())
             asyncio.run(loadgen.run(srv.port, make, 1.0))
             sess = asyncio.run(loadgen.run(srv.port, make, seconds))
-            half = asyncio.run(loadgen.run(srv.port, make, seconds, connections=16,
-                                           rate=sess.rps / 2))
+            half = asyncio.run(
+                loadgen.run(srv.port, make, seconds, connections=16, rate=sess.rps / 2)
+            )
         finally:
             srv.stop()
     ratio = sess.rps / base.rps
-    print(f"sessions: trivial route {base.rps:,.0f} req/s, POST /v1/sessions {sess.rps:,.0f} "
-          f"req/s → ratio {ratio:.2f}× (target ≥ 0.5×); errors {sess.errors}")
-    print(f"sessions: at half load ({half.rps:,.0f} req/s) p50 {half.pct(50):.2f} ms, "
-          f"p99 {half.pct(99):.2f} ms (target < 10 ms)")
+    print(
+        f"sessions: trivial route {base.rps:,.0f} req/s, POST /v1/sessions {sess.rps:,.0f} "
+        f"req/s → ratio {ratio:.2f}× (target ≥ 0.5×); errors {sess.errors}"
+    )
+    print(
+        f"sessions: at half load ({half.rps:,.0f} req/s) p50 {half.pct(50):.2f} ms, "
+        f"p99 {half.pct(99):.2f} ms (target < 10 ms)"
+    )
     print(f"sessions: Redis memory per held session {memory:.0f} B (target ≤ 1024 B)")
-    return {"trivial_rps": base.rps, "sessions_rps": sess.rps, "ratio": ratio,
-            "half_load_p99_ms": half.pct(99), "bytes_per_session": memory}
+    return {
+        "trivial_rps": base.rps,
+        "sessions_rps": sess.rps,
+        "ratio": ratio,
+        "half_load_p99_ms": half.pct(99),
+        "bytes_per_session": memory,
+    }
 
 
 def held_session_bytes(srv: Server, n: int) -> float:
@@ -122,8 +154,9 @@ def held_session_bytes(srv: Server, n: int) -> float:
     with httpx.Client() as c:
         for raw in session_requests(n):
             body = raw.split(b"\r\n\r\n", 1)[1]
-            c.post(f"http://127.0.0.1:{srv.port}/v1/sessions", content=body,
-                   headers={"User-Agent": UA}).raise_for_status()
+            c.post(
+                f"http://127.0.0.1:{srv.port}/v1/sessions", content=body, headers={"User-Agent": UA}
+            ).raise_for_status()
     after = int(r.info("memory")["used_memory"])
     r.close()
     return (after - before) / n

@@ -31,8 +31,9 @@ class Result:
         return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def request(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-            ) -> bytes:
+def request(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: keep-alive"]
     for k, v in (headers or {}).items():
         lines.append(f"{k}: {v}")
@@ -53,9 +54,15 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _worker(port: int, requests: Callable[[], bytes], stop_at: float,
-                  lat: list[float], counts: list[int], interval: float | None,
-                  start: float) -> None:
+async def _worker(
+    port: int,
+    requests: Callable[[], bytes],
+    stop_at: float,
+    lat: list[float],
+    counts: list[int],
+    interval: float | None,
+    start: float,
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     n = 0
     try:
@@ -79,19 +86,33 @@ async def _worker(port: int, requests: Callable[[], bytes], stop_at: float,
         writer.close()
 
 
-async def run(port: int, make: Callable[[], bytes], seconds: float, connections: int = 32,
-              rate: float | None = None) -> Result:
+async def run(
+    port: int,
+    make: Callable[[], bytes],
+    seconds: float,
+    connections: int = 32,
+    rate: float | None = None,
+) -> Result:
     """Closed loop (as fast as the server answers) or open loop at ``rate`` req/s."""
     lat: list[float] = []
     counts = [0, 0]
     start = time.perf_counter()
     stop_at = start + seconds
     interval = connections / rate if rate else None
-    await asyncio.gather(*(
-        _worker(port, make, stop_at, lat, counts, interval, start + i * (interval or 0) /
-                connections)
-        for i in range(connections)
-    ))
+    await asyncio.gather(
+        *(
+            _worker(
+                port,
+                make,
+                stop_at,
+                lat,
+                counts,
+                interval,
+                start + i * (interval or 0) / connections,
+            )
+            for i in range(connections)
+        )
+    )
     return Result(counts[0], time.perf_counter() - start, lat, counts[1])
 
 

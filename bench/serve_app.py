@@ -30,10 +30,24 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     args = p.parse_args()
     cfg = configmod.load(args.config).with_secrets()
-    app = create_app(cfg, client(args.redis), keys=Keys(), signer=Signer(b"b" * 32),
-                     run_worker=False, extra_routes=[Route("/bench/trivial", trivial)])
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                loop="uvloop", http="httptools", proxy_headers=False)
+    app = create_app(
+        cfg,
+        client(args.redis),
+        keys=Keys(),
+        signer=Signer(b"b" * 32),
+        run_worker=False,
+        extra_routes=[Route("/bench/trivial", trivial)],
+    )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        proxy_headers=False,
+    )
 
 
 if __name__ == "__main__":

@@ -49,20 +49,49 @@ class LocalCluster:
         for port in self.ports:
             d = self.root / str(port)
             d.mkdir(parents=True)
-            self.procs.append(subprocess.Popen([
-                server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--dir", str(d), "--appendonly", "no", "--save", "",
-            ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        server_binary(),
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--dir",
+                        str(d),
+                        "--appendonly",
+                        "no",
+                        "--save",
+                        "",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         for port in self.ports:
             self._wait(lambda p=port: redis.Redis(port=p).ping())
         cli = Path(server_binary()).with_name("redis-cli")
-        subprocess.run([str(cli), "--cluster", "create",
-                        *[f"127.0.0.1:{p}" for p in self.ports],
-                        "--cluster-replicas", "0", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=60)
-        self._wait(lambda: redis.Redis(port=self.ports[0]).cluster("info")
-                   .get("cluster_state") == "ok")
+        subprocess.run(
+            [
+                str(cli),
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in self.ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        self._wait(
+            lambda: redis.Redis(port=self.ports[0]).cluster("info").get("cluster_state") == "ok"
+        )
         self._wait(lambda: RedisCluster(host="127.0.0.1", port=self.ports[0]).ping())
         return self
 

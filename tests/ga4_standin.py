@@ -55,8 +55,7 @@ class _Faults:
 class Standin:
     """The endpoint's state; ``app`` is the ASGI app to serve with the ``live`` fixture."""
 
-    def __init__(self, credentials: dict[str, str],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, credentials: dict[str, str], clock: Callable[[], float] = time.time) -> None:
         self.credentials = dict(credentials)  # measurement_id -> api_secret
         self.clock = clock
         self.url = ""  # set by the fixture: http://127.0.0.1:<port>/mp/collect
@@ -69,10 +68,12 @@ class Standin:
         self.requests = 0
         self.hanging = 0
         self.abandoned = 0
-        self.app = Starlette(routes=[
-            Route("/mp/collect", self.collect, methods=["POST"]),
-            Route("/debug/mp/collect", self.debug, methods=["POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/mp/collect", self.collect, methods=["POST"]),
+                Route("/debug/mp/collect", self.debug, methods=["POST"]),
+            ]
+        )
 
     # ------------------------------------------------------------ test controls
 
@@ -110,15 +111,18 @@ class Standin:
         """``(event, request body)`` for every accepted event."""
         return [(event, rec.body) for rec in self.accepted for event in rec.body["events"]]
 
-    async def wait_for(self, predicate: Callable[[Standin], bool], timeout: float = 10.0,
-                       what: str = "condition") -> None:
+    async def wait_for(
+        self, predicate: Callable[[Standin], bool], timeout: float = 10.0, what: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not predicate(self):
             if time.monotonic() > deadline:
-                raise AssertionError(f"stand-in: timed out after {timeout}s waiting for {what}; "
-                                     f"accepted={len(self.accepted)} rejected="
-                                     f"{[r.reasons for r in self.rejected]} "
-                                     f"requests={self.requests}")
+                raise AssertionError(
+                    f"stand-in: timed out after {timeout}s waiting for {what}; "
+                    f"accepted={len(self.accepted)} rejected="
+                    f"{[r.reasons for r in self.rejected]} "
+                    f"requests={self.requests}"
+                )
             await asyncio.sleep(0.01)
 
     async def wait_accepted(self, n: int, timeout: float = 10.0) -> list[Received]:
@@ -166,14 +170,29 @@ class Standin:
         mid, secret = query.get("measurement_id", ""), query.get("api_secret", "")
         out = []
         if not mid:
-            out.append({"fieldPath": "measurement_id", "validationCode": "VALUE_REQUIRED",
-                        "description": "measurement_id query parameter is required"})
+            out.append(
+                {
+                    "fieldPath": "measurement_id",
+                    "validationCode": "VALUE_REQUIRED",
+                    "description": "measurement_id query parameter is required",
+                }
+            )
         if not secret:
-            out.append({"fieldPath": "api_secret", "validationCode": "VALUE_REQUIRED",
-                        "description": "api_secret query parameter is required"})
+            out.append(
+                {
+                    "fieldPath": "api_secret",
+                    "validationCode": "VALUE_REQUIRED",
+                    "description": "api_secret query parameter is required",
+                }
+            )
         if mid and secret and self.credentials.get(mid) != secret:
-            out.append({"fieldPath": "api_secret", "validationCode": "VALUE_INVALID",
-                        "description": "api_secret does not belong to this measurement_id"})
+            out.append(
+                {
+                    "fieldPath": "api_secret",
+                    "validationCode": "VALUE_INVALID",
+                    "description": "api_secret does not belong to this measurement_id",
+                }
+            )
         return out
 
     def _check(self, raw: bytes, query: dict[str, str]) -> tuple[Any, list[dict[str, str]]]:
@@ -181,8 +200,14 @@ class Standin:
         try:
             body = json.loads(raw)
         except ValueError:
-            return None, [*messages, {"fieldPath": "", "validationCode": "VALUE_INVALID",
-                                      "description": "the body is not JSON"}]
+            return None, [
+                *messages,
+                {
+                    "fieldPath": "",
+                    "validationCode": "VALUE_INVALID",
+                    "description": "the body is not JSON",
+                },
+            ]
         messages += ga4.validation_messages(body, now_s=self.clock(), size=len(raw))
         return body, messages
 
@@ -201,8 +226,9 @@ class Standin:
         body, messages = self._check(raw, query)
         with self._lock:
             if messages:
-                self._rejected.append(Rejected(raw, query, [ga4.render(m) for m in messages],
-                                               self.clock()))
+                self._rejected.append(
+                    Rejected(raw, query, [ga4.render(m) for m in messages], self.clock())
+                )
             else:
                 self._accepted.append(Received(body, raw, query, self.clock()))
         return Response(status_code=204)

@@ -59,8 +59,9 @@ ga4 = { measurement_id = "G-ACME123", api_secret_env = "ACME_GA4_SECRET" }
 TEST_ENV = {"ACME_API_KEY": "acme-key-0123456789", "ACME_GA4_SECRET": "ga4-secret-acme"}
 
 
-def make_config(text: str = BASE_TOML, env: dict[str, str] | None = None,
-                **top: Any) -> configmod.Config:
+def make_config(
+    text: str = BASE_TOML, env: dict[str, str] | None = None, **top: Any
+) -> configmod.Config:
     data = tomllib.loads(text)
     data.update(top)
     return configmod.parse(data).with_secrets(env or TEST_ENV)
@@ -78,8 +79,15 @@ class LiveServer:
     def __init__(self, app: Any, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cfg = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                             lifespan="on", access_log=False, proxy_headers=False)
+        cfg = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            proxy_headers=False,
+        )
         self.server = uvicorn.Server(cfg)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -106,10 +114,11 @@ def build_app(redis_url: str, cfg: configmod.Config | None = None, **kwargs: Any
 
     kwargs.setdefault("run_worker", False)
     kwargs.setdefault("keys", Keys("cptest"))
-    return create_app(cfg or make_config(), client(redis_url), signer=Signer(b"s" * 32),
-                      **kwargs)
+    return create_app(cfg or make_config(), client(redis_url), signer=Signer(b"s" * 32), **kwargs)
 
 
-CHROME_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-             "Chrome/131.0.0.0 Safari/537.36")
-GOOGLEBOT_UA = ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+CHROME_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+GOOGLEBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"

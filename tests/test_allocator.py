@@ -26,7 +26,7 @@ def pool_config(size: int, on_exhausted: str = "fallback", hold: float = 15) -> 
     numbers = ", ".join(f'"+380 57 710 {i // 100:02d} {i % 100:02d}"' for i in range(size))
     text = BASE_TOML.replace(
         'numbers = ["+380 57 700 00 11", "+380 57 700 00 12", "+380 57 700 00 13"]',
-        f"numbers = [{numbers}]\n  on_exhausted = \"{on_exhausted}\"",
+        f'numbers = [{numbers}]\n  on_exhausted = "{on_exhausted}"',
     )
     return make_config(text, hold_minutes=hold)
 
@@ -57,8 +57,9 @@ async def test_same_visitor_keeps_their_number(r: Any, keys: Keys) -> None:
 
 
 async def test_fractional_hold_expires_and_least_recently_released_is_reused(
-        r: Any, keys: Keys) -> None:
-    cfg = pool_config(2, hold=0.5)          # 30 seconds
+    r: Any, keys: Keys
+) -> None:
+    cfg = pool_config(2, hold=0.5)  # 30 seconds
     alloc = await setup(r, keys, cfg)
     site, pool = paid(cfg)
     a = await alloc.lease(site, pool, "a", T0)
@@ -82,7 +83,7 @@ async def test_share_oldest_shares_the_least_active_lease(r: Any, keys: Keys) ->
     site, pool = paid(cfg)
     a = await alloc.lease(site, pool, "a", T0)
     b = await alloc.lease(site, pool, "b", T0 + 1_000)
-    await alloc.lease(site, pool, "a", T0 + 2_000)          # a pings: b is now the oldest
+    await alloc.lease(site, pool, "a", T0 + 2_000)  # a pings: b is now the oldest
     c = await alloc.lease(site, pool, "c", T0 + 3_000)
     assert c.outcome == "shared" and c.number == b.number
     assert a.number != b.number
@@ -100,16 +101,19 @@ async def test_a_lost_lease_is_reported_on_a_ping_only(r: Any, keys: Keys) -> No
 
 
 async def test_200_concurrent_allocations_on_50_numbers_never_double_book(
-        redis_url: str, r: Any, keys: Keys) -> None:
+    redis_url: str, r: Any, keys: Keys
+) -> None:
     cfg = pool_config(50)
-    alloc = await setup(r, keys, cfg)
+    await setup(r, keys, cfg)
     site, pool = paid(cfg)
     clients = [client(redis_url) for _ in range(8)]
     allocators = [Allocator(cfg, Scripts(c), keys) for c in clients]
-    leases = await asyncio.gather(*(
-        allocators[i % 8].lease(site, pool, f"sid-{i}", T0 + random.randint(0, 1000))
-        for i in range(200)
-    ))
+    leases = await asyncio.gather(
+        *(
+            allocators[i % 8].lease(site, pool, f"sid-{i}", T0 + random.randint(0, 1000))
+            for i in range(200)
+        )
+    )
     for c in clients:
         await c.aclose()
     given_out = [x.number for x in leases if x.outcome == "new"]
@@ -118,9 +122,11 @@ async def test_200_concurrent_allocations_on_50_numbers_never_double_book(
 
 
 OPS = st.lists(
-    st.tuples(st.sampled_from(["lease", "ping", "tick"]), st.integers(0, 79),
-              st.integers(1, 400_000)),
-    min_size=20, max_size=120,
+    st.tuples(
+        st.sampled_from(["lease", "ping", "tick"]), st.integers(0, 79), st.integers(1, 400_000)
+    ),
+    min_size=20,
+    max_size=120,
 )
 
 
@@ -138,7 +144,7 @@ def test_no_number_is_ever_held_by_two_live_sessions(redis_url: str, ops: list[A
         await alloc.sync()
         site, pool = paid(cfg)
         now = T0
-        holders: dict[str, tuple[str, int]] = {}        # sid -> (number, expires)
+        holders: dict[str, tuple[str, int]] = {}  # sid -> (number, expires)
         for op, who, step in ops:
             sid = f"s{who}"
             if op == "tick":

@@ -17,7 +17,9 @@ from attribution.keys import Keys
 
 KEYS = Keys("cptest")
 AUTH = {"Authorization": "Bearer acme-key-0123456789"}
-OTHER_SITE = BASE_TOML + """
+OTHER_SITE = (
+    BASE_TOML
+    + """
 [[site]]
 id = "beta"
 domains = ["beta.example"]
@@ -29,25 +31,34 @@ api_key_env = "BETA_API_KEY"
   id = "all"
   numbers = ["+380 44 500 00 01"]
 """
+)
 
 
 @pytest.fixture
 def server(redis_url: str) -> Iterator[LiveServer]:
     c = redis.Redis.from_url(redis_url)
     c.flushall()
-    cfg = make_config(OTHER_SITE, env={"ACME_API_KEY": "acme-key-0123456789",
-                                       "ACME_GA4_SECRET": "x", "BETA_API_KEY": "beta-key-987"})
+    cfg = make_config(
+        OTHER_SITE,
+        env={
+            "ACME_API_KEY": "acme-key-0123456789",
+            "ACME_GA4_SECRET": "x",
+            "BETA_API_KEY": "beta-key-987",
+        },
+    )
     with LiveServer(build_app(redis_url, cfg)) as srv:
         yield srv
     c.flushall()
 
 
-def visit(srv: LiveServer, url: str = "https://acme.example/?utm_source=google&utm_medium=cpc"
-          ) -> dict[str, Any]:
+def visit(
+    srv: LiveServer, url: str = "https://acme.example/?utm_source=google&utm_medium=cpc"
+) -> dict[str, Any]:
     body: dict[str, Any] = httpx.post(
-        f"{srv.url}/v1/sessions", headers={"User-Agent": CHROME_UA},
-        json={"site": "acme", "url": url, "ga_client_id": "555.666",
-              "ga_session_id": "1700000000"}).json()
+        f"{srv.url}/v1/sessions",
+        headers={"User-Agent": CHROME_UA},
+        json={"site": "acme", "url": url, "ga_client_id": "555.666", "ga_session_id": "1700000000"},
+    ).json()
     return body
 
 
@@ -55,8 +66,9 @@ def tracking(body: dict[str, Any]) -> str:
     return str(body["numbers"][0]["number"])
 
 
-def post(srv: LiveServer, payload: Any = None, headers: dict[str, str] | None = None,
-         **kw: Any) -> httpx.Response:
+def post(
+    srv: LiveServer, payload: Any = None, headers: dict[str, str] | None = None, **kw: Any
+) -> httpx.Response:
     if payload is not None:
         kw["json"] = payload
     return httpx.post(f"{srv.url}/v1/calls", headers=AUTH | (headers or {}), **kw)
@@ -65,13 +77,32 @@ def post(srv: LiveServer, payload: Any = None, headers: dict[str, str] | None = 
 def test_a_generic_cdr_is_attributed_to_the_session(server: LiveServer) -> None:
     v = visit(server)
     now = int(time.time())
-    resp = post(server, {"call_id": "pbx-1", "caller": "+380671112233", "called": tracking(v),
-                         "started_at": now, "answered_at": now + 5, "ended_at": now + 60,
-                         "status": "answered", "recording_url": "https://pbx.example/r/1.mp3"})
+    resp = post(
+        server,
+        {
+            "call_id": "pbx-1",
+            "caller": "+380671112233",
+            "called": tracking(v),
+            "started_at": now,
+            "answered_at": now + 5,
+            "ended_at": now + 60,
+            "status": "answered",
+            "recording_url": "https://pbx.example/r/1.mp3",
+        },
+    )
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"call_id": "pbx-1", "match": "exact", "candidates": 1,
-                           "source": "google", "medium": "cpc", "campaign": "", "keyword": "",
-                           "region": "", "sid": v["sid"], "first_time_caller": True}
+    assert resp.json() == {
+        "call_id": "pbx-1",
+        "match": "exact",
+        "candidates": 1,
+        "source": "google",
+        "medium": "cpc",
+        "campaign": "",
+        "keyword": "",
+        "region": "",
+        "sid": v["sid"],
+        "first_time_caller": True,
+    }
     log = httpx.get(f"{server.url}/v1/calls", headers=AUTH).json()["calls"]
     assert log[0]["landing_page"].startswith("https://acme.example/")
     assert log[0]["billsec"] == 55 and log[0]["ga_client_id"] == "555.666"
@@ -84,9 +115,11 @@ def test_asterisk_rows_use_the_site_timezone(server: LiveServer) -> None:
 
     local = datetime.now(ZoneInfo("Europe/Kyiv")).strftime("%Y-%m-%d %H:%M:%S")
     number = tracking(v).replace("+380", "0")
-    row = (f'"","0671112233","{number}","from-pstn","""Ivan"" <0671112233>",'
-           f'"SIP/trunk-0001","SIP/101-0002","Dial","SIP/101",'
-           f'"{local}","{local}","{local}",30,25,"ANSWERED","DOCUMENTATION","1700.1",""\n')
+    row = (
+        f'"","0671112233","{number}","from-pstn","""Ivan"" <0671112233>",'
+        f'"SIP/trunk-0001","SIP/101-0002","Dial","SIP/101",'
+        f'"{local}","{local}","{local}",30,25,"ANSWERED","DOCUMENTATION","1700.1",""\n'
+    )
     resp = post(server, content=row.encode(), headers={"Content-Type": "text/csv"})
     assert resp.status_code == 200, resp.text
     (call,) = resp.json()["calls"]
@@ -95,10 +128,20 @@ def test_asterisk_rows_use_the_site_timezone(server: LiveServer) -> None:
 
 def test_batch_answers_per_record_and_stores_the_good_ones(server: LiveServer) -> None:
     now = int(time.time())
-    good = {"call_id": "b-1", "caller": "+380671112233", "called": "+380577000000",
-            "started_at": now, "status": "missed"}
-    bad = {"call_id": "b-2", "caller": "+380671112233", "called": "+380577000000",
-           "started_at": "yesterday", "status": "missed"}
+    good = {
+        "call_id": "b-1",
+        "caller": "+380671112233",
+        "called": "+380577000000",
+        "started_at": now,
+        "status": "missed",
+    }
+    bad = {
+        "call_id": "b-2",
+        "caller": "+380671112233",
+        "called": "+380577000000",
+        "started_at": "yesterday",
+        "status": "missed",
+    }
     resp = post(server, [good, bad])
     assert resp.status_code == 200
     first, second = resp.json()["calls"]
@@ -107,15 +150,28 @@ def test_batch_answers_per_record_and_stores_the_good_ones(server: LiveServer) -
     assert resp.json()["stored"] == 1 and resp.json()["failed"] == 1
 
 
-@pytest.mark.parametrize(("payload", "field"), [
-    ({"call_id": "x", "called": "+380577000000", "started_at": 1764000000,
-      "status": "ringing"}, "status"),
-    ({"call_id": "x", "called": "not a number", "started_at": 1764000000}, "called"),
-    ({"call_id": "x", "called": "+380577000000", "started_at": "2026-11-24T09:15:02"},
-     "started_at"),
-])
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (
+            {
+                "call_id": "x",
+                "called": "+380577000000",
+                "started_at": 1764000000,
+                "status": "ringing",
+            },
+            "status",
+        ),
+        ({"call_id": "x", "called": "not a number", "started_at": 1764000000}, "called"),
+        (
+            {"call_id": "x", "called": "+380577000000", "started_at": "2026-11-24T09:15:02"},
+            "started_at",
+        ),
+    ],
+)
 def test_a_bad_single_record_is_a_400_naming_the_field_and_stores_nothing(
-        server: LiveServer, payload: dict[str, Any], field: str) -> None:
+    server: LiveServer, payload: dict[str, Any], field: str
+) -> None:
     resp = post(server, payload)
     assert resp.status_code == 400
     assert resp.json()["field"] == field and resp.json()["error"] == "bad_request"
@@ -126,7 +182,7 @@ def test_keys_and_sites(server: LiveServer) -> None:
     payload = {"call_id": "k-1", "called": "+380445000001", "started_at": int(time.time())}
     assert post(server, payload, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert httpx.post(f"{server.url}/v1/calls", json=payload).status_code == 401
-    wrong = post(server, payload)             # beta's number with acme's key
+    wrong = post(server, payload)  # beta's number with acme's key
     assert wrong.status_code == 403 and wrong.json()["field"] == "called"
     beta = post(server, payload, headers={"Authorization": "Bearer beta-key-987"})
     assert beta.status_code == 200
@@ -135,36 +191,54 @@ def test_keys_and_sites(server: LiveServer) -> None:
 
 def test_call_log_filters_cursor_and_csv(server: LiveServer) -> None:
     now = int(time.time()) - 100
-    calls = [{"call_id": f"log-{i}", "caller": f"+38067111220{i}", "called": "+380577000000",
-              "started_at": now + i, "status": "answered" if i % 2 else "missed"}
-             for i in range(5)]
-    calls.append({"call_id": "evil", "caller": "+380671112299", "called": "+380577000000",
-                  "started_at": now + 10, "status": "missed"})
+    calls = [
+        {
+            "call_id": f"log-{i}",
+            "caller": f"+38067111220{i}",
+            "called": "+380577000000",
+            "started_at": now + i,
+            "status": "answered" if i % 2 else "missed",
+        }
+        for i in range(5)
+    ]
+    calls.append(
+        {
+            "call_id": "evil",
+            "caller": "+380671112299",
+            "called": "+380577000000",
+            "started_at": now + 10,
+            "status": "missed",
+        }
+    )
     assert post(server, calls).status_code == 200
     page1 = httpx.get(f"{server.url}/v1/calls", params={"limit": 2}, headers=AUTH).json()
     assert [c["call_id"] for c in page1["calls"]] == ["evil", "log-4"]
-    page2 = httpx.get(f"{server.url}/v1/calls",
-                      params={"limit": 2, "cursor": page1["next_cursor"]}, headers=AUTH).json()
+    page2 = httpx.get(
+        f"{server.url}/v1/calls", params={"limit": 2, "cursor": page1["next_cursor"]}, headers=AUTH
+    ).json()
     assert [c["call_id"] for c in page2["calls"]] == ["log-3", "log-2"]
-    missed = httpx.get(f"{server.url}/v1/calls", params={"status": "missed"},
-                       headers=AUTH).json()
+    missed = httpx.get(f"{server.url}/v1/calls", params={"status": "missed"}, headers=AUTH).json()
     assert {c["call_id"] for c in missed["calls"]} == {"evil", "log-4", "log-2", "log-0"}
-    by_caller = httpx.get(f"{server.url}/v1/calls", params={"caller": "067 111 22 03"},
-                          headers=AUTH).json()
+    by_caller = httpx.get(
+        f"{server.url}/v1/calls", params={"caller": "067 111 22 03"}, headers=AUTH
+    ).json()
     assert [c["call_id"] for c in by_caller["calls"]] == ["log-3"]
     bad = httpx.get(f"{server.url}/v1/calls", params={"from": "last tuesday"}, headers=AUTH)
     assert bad.status_code == 400 and bad.json()["field"] == "from"
     text = httpx.get(f"{server.url}/v1/calls", headers=AUTH | {"Accept": "text/csv"}).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 6
-    assert rows[0]["caller"] == "'+380671112299"          # a leading + is a formula
+    assert rows[0]["caller"] == "'+380671112299"  # a leading + is a formula
     assert rows[0]["call_id"] == "evil"
 
 
 def test_lookup_tells_the_pbx_who_is_calling(server: LiveServer) -> None:
     v = visit(server, "https://acme.example/?utm_source=yandex&utm_medium=cpc&utm_campaign=z")
-    resp = httpx.get(f"{server.url}/v1/lookup", headers=AUTH,
-                     params={"called": tracking(v), "caller": "+380671112233"})
+    resp = httpx.get(
+        f"{server.url}/v1/lookup",
+        headers=AUTH,
+        params={"called": tracking(v), "caller": "+380671112233"},
+    )
     assert resp.status_code == 200
     body = resp.json()
     assert (body["match"], body["source"], body["campaign"]) == ("exact", "yandex", "z")
@@ -172,22 +246,32 @@ def test_lookup_tells_the_pbx_who_is_calling(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/v1/lookup", headers=AUTH).json()["field"] == "called"
 
 
-def test_a_conversion_is_taken_once_per_transaction(server: LiveServer,
-                                                    redis_url: str) -> None:
+def test_a_conversion_is_taken_once_per_transaction(server: LiveServer, redis_url: str) -> None:
     v = visit(server)
-    post(server, {"call_id": "sale-1", "caller": "+380671112233", "called": tracking(v),
-                  "started_at": int(time.time()), "status": "answered"})
+    post(
+        server,
+        {
+            "call_id": "sale-1",
+            "caller": "+380671112233",
+            "called": tracking(v),
+            "started_at": int(time.time()),
+            "status": "answered",
+        },
+    )
     url = f"{server.url}/v1/calls/sale-1/conversion"
-    first = httpx.post(url, headers=AUTH, json={"value": 1250.5, "currency": "uah",
-                                                "transaction_id": "crm-77"})
+    first = httpx.post(
+        url, headers=AUTH, json={"value": 1250.5, "currency": "uah", "transaction_id": "crm-77"}
+    )
     assert first.status_code == 202 and first.json()["queued"] is True
-    again = httpx.post(url, headers=AUTH, json={"value": 1250.5, "currency": "UAH",
-                                                "transaction_id": "crm-77"})
+    again = httpx.post(
+        url, headers=AUTH, json={"value": 1250.5, "currency": "UAH", "transaction_id": "crm-77"}
+    )
     assert again.status_code == 200 and again.json()["duplicate"] is True
     r = redis.Redis.from_url(redis_url)
     assert float(r.hget(KEYS.revenue("acme"), "sale-1") or 0) == 1250.5
     bad = httpx.post(url, headers=AUTH, json={"value": -1, "currency": "UAH"})
     assert bad.status_code == 400 and bad.json()["field"] == "value"
-    missing = httpx.post(f"{server.url}/v1/calls/nope/conversion", headers=AUTH,
-                         json={"value": 1, "currency": "UAH"})
+    missing = httpx.post(
+        f"{server.url}/v1/calls/nope/conversion", headers=AUTH, json={"value": 1, "currency": "UAH"}
+    )
     assert missing.status_code == 404

@@ -55,16 +55,30 @@ def err(row: list[str], ctx: ParseContext = RU) -> CdrError:
 
 
 def test_master_16_default_layout() -> None:
-    answered, no_answer, busy, failed, congestion, outbound, internal, s_ext = (
-        iter_file(SAMPLES / "asterisk-master-16.csv", RU))
-    assert answered == (1, Cdr(
-        call_id=answered[1].call_id, direction="inbound", caller="+79161234567",
-        called="+74957000001", started_at=T0, answered_at=T0 + 7, ended_at=T0 + 218,
-        status="answered", duration=218, billsec=211, recording_url=None))
+    answered, no_answer, busy, failed, congestion, outbound, internal, s_ext = iter_file(
+        SAMPLES / "asterisk-master-16.csv", RU
+    )
+    assert answered == (
+        1,
+        Cdr(
+            call_id=answered[1].call_id,
+            direction="inbound",
+            caller="+79161234567",
+            called="+74957000001",
+            started_at=T0,
+            answered_at=T0 + 7,
+            ended_at=T0 + 218,
+            status="answered",
+            duration=218,
+            billsec=211,
+            recording_url=None,
+        ),
+    )
     assert isinstance(answered[1], Cdr) and answered[1].call_id.startswith("ast-")
 
-    for (_, cdr), status in zip((no_answer, busy, failed, congestion),
-                                ("missed", "busy", "failed", "failed"), strict=True):
+    for (_, cdr), status in zip(
+        (no_answer, busy, failed, congestion), ("missed", "busy", "failed", "failed"), strict=True
+    ):
         assert isinstance(cdr, Cdr) and cdr.status == status
         assert cdr.answered_at is None and cdr.billsec == 0
     assert isinstance(no_answer[1], Cdr) and no_answer[1].caller == "+79031112233"
@@ -99,8 +113,7 @@ def test_master_18_uniqueid_and_userfield_did() -> None:
 def test_master_18_dst_fold_is_resolved_by_duration() -> None:
     # 03:55:00 EEST (before clocks go back at 04:00) to 03:05:10 EET, 610 s later
     fold = rows("asterisk-master-18.csv")[2]
-    assert (fold[9], fold[11], fold[12]) == ("2026-10-25 03:55:00", "2026-10-25 03:05:10",
-                                             "610")
+    assert (fold[9], fold[11], fold[12]) == ("2026-10-25 03:55:00", "2026-10-25 03:05:10", "610")
     cdr = parse_asterisk_row(fold, UA_USERFIELD)
     start = datetime(2026, 10, 25, 0, 55, tzinfo=UTC).timestamp()
     assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (start, start + 10, start + 610)
@@ -124,22 +137,29 @@ def test_header_row_maps_columns_by_name() -> None:
     ((n, cdr),) = list(iter_file(SAMPLES / "asterisk-header.csv", RU))
     assert n == 2 and isinstance(cdr, Cdr)
     assert (cdr.call_id, cdr.called, cdr.started_at, cdr.ended_at) == (
-        "1795511702.26", "+74957000001", T0, T0 + 218)
+        "1795511702.26",
+        "+74957000001",
+        T0,
+        T0 + 218,
+    )
 
 
 # ------------------------------------------------------------------ layouts
 
 
-@pytest.mark.parametrize(("extra", "width", "uid", "field"), [
-    ([], 16, False, False),
-    (["1795511702.26"], 17, True, False),
-    (["+74957000009"], 17, False, True),
-    (["1795511702.26", "+74957000009"], 18, True, True),
-    (["", "1795511702.26", "3"], 19, False, False),
-    (["1795511702.26", "", "1795511702.26", "3"], 20, True, False),
-    (["74957000009", "", "1795511702.26", "3"], 20, False, True),
-    (["1795511702.26", "74957000009", "", "1795511702.26", "3"], 21, True, True),
-])
+@pytest.mark.parametrize(
+    ("extra", "width", "uid", "field"),
+    [
+        ([], 16, False, False),
+        (["1795511702.26"], 17, True, False),
+        (["+74957000009"], 17, False, True),
+        (["1795511702.26", "+74957000009"], 18, True, True),
+        (["", "1795511702.26", "3"], 19, False, False),
+        (["1795511702.26", "", "1795511702.26", "3"], 20, True, False),
+        (["74957000009", "", "1795511702.26", "3"], 20, False, True),
+        (["1795511702.26", "74957000009", "", "1795511702.26", "3"], 21, True, True),
+    ],
+)
 def test_layouts(extra: list[str], width: int, uid: bool, field: bool) -> None:
     row = row16() + extra
     cols = layout_for(row)
@@ -148,8 +168,9 @@ def test_layouts(extra: list[str], width: int, uid: bool, field: bool) -> None:
     cdr = parse_asterisk_row(row, RU)
     assert (cdr.call_id == "1795511702.26") is uid
     if field:
-        assert parse_asterisk_row(row, ParseContext("RU", MSK, "userfield")).called == \
-            "+74957000009"
+        assert (
+            parse_asterisk_row(row, ParseContext("RU", MSK, "userfield")).called == "+74957000009"
+        )
     else:
         assert err(row, ParseContext("RU", MSK, "userfield")).field == "userfield"
 
@@ -161,8 +182,7 @@ def test_wrong_column_count(width: int) -> None:
 
 def test_asterisk_called_may_name_any_column() -> None:
     row = row16(accountcode="74957000042", dst="s")
-    assert parse_asterisk_row(row, ParseContext("RU", MSK, "accountcode")).called == \
-        "+74957000042"
+    assert parse_asterisk_row(row, ParseContext("RU", MSK, "accountcode")).called == "+74957000042"
     assert err(row, ParseContext("RU", MSK, "nosuch")).field == "nosuch"
 
 
@@ -172,11 +192,19 @@ def test_outbound_ignores_asterisk_called_and_uses_dst() -> None:
     assert (cdr.direction, cdr.called, cdr.caller) == ("outbound", "+74951234567", "101")
 
 
-@pytest.mark.parametrize(("dcontext", "direction"), [
-    ("from-trunk", "inbound"), ("from-pstn", "inbound"), ("ext-queues", "inbound"),
-    ("from-internal", "outbound"), ("outbound-allroutes", "outbound"),
-    ("Outbound_Calls", "outbound"), ("macro-dialout-trunk", "inbound"), ("", "inbound"),
-])
+@pytest.mark.parametrize(
+    ("dcontext", "direction"),
+    [
+        ("from-trunk", "inbound"),
+        ("from-pstn", "inbound"),
+        ("ext-queues", "inbound"),
+        ("from-internal", "outbound"),
+        ("outbound-allroutes", "outbound"),
+        ("Outbound_Calls", "outbound"),
+        ("macro-dialout-trunk", "inbound"),
+        ("", "inbound"),
+    ],
+)
 def test_direction_from_dcontext(dcontext: str, direction: str) -> None:
     assert parse_asterisk_row(row16(dcontext=dcontext), RU).direction == direction
 
@@ -184,10 +212,17 @@ def test_direction_from_dcontext(dcontext: str, direction: str) -> None:
 # ------------------------------------------------------------------ fields
 
 
-@pytest.mark.parametrize(("disposition", "status"), [
-    ("ANSWERED", "answered"), ("NO ANSWER", "missed"), ("BUSY", "busy"),
-    ("FAILED", "failed"), ("CONGESTION", "failed"), ("answered", "answered"),
-])
+@pytest.mark.parametrize(
+    ("disposition", "status"),
+    [
+        ("ANSWERED", "answered"),
+        ("NO ANSWER", "missed"),
+        ("BUSY", "busy"),
+        ("FAILED", "failed"),
+        ("CONGESTION", "failed"),
+        ("answered", "answered"),
+    ],
+)
 def test_dispositions(disposition: str, status: str) -> None:
     assert parse_asterisk_row(row16(disposition=disposition), RU).status == status
 
@@ -214,12 +249,20 @@ def test_no_answer_row_drops_a_stray_answer_time() -> None:
     assert cdr.answered_at is None and cdr.billsec == 0 and cdr.duration == 218
 
 
-@pytest.mark.parametrize(("column", "value"), [
-    ("start", "2026-13-01 00:00:00"), ("start", "24.11.2026 12:15:02"), ("start", ""),
-    ("start", "2026-11-24 25:00:00"), ("start", "1970-01-01 03:00:00"),
-    ("answer", "2026-11-24 12:15:0x"), ("end", "2026-11-24T12:18"),
-    ("duration", "x"), ("billsec", "-1"),
-])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("start", "2026-13-01 00:00:00"),
+        ("start", "24.11.2026 12:15:02"),
+        ("start", ""),
+        ("start", "2026-11-24 25:00:00"),
+        ("start", "1970-01-01 03:00:00"),
+        ("answer", "2026-11-24 12:15:0x"),
+        ("end", "2026-11-24T12:18"),
+        ("duration", "x"),
+        ("billsec", "-1"),
+    ],
+)
 def test_bad_values_name_the_column(column: str, value: str) -> None:
     assert err(row16(**{column: value})).field == column
 
@@ -259,22 +302,37 @@ def test_too_long_uniqueid() -> None:
 
 def test_ambiguous_tie_prefers_the_earlier_instant() -> None:
     # both times inside the repeated hour: either reading fits duration; fold=0 wins
-    cdr = parse_asterisk_row(row16(dst="0577000001", start="2026-10-25 03:10:00", answer="",
-                                   end="2026-10-25 03:20:00", duration="600", billsec="0",
-                                   disposition="NO ANSWER"), UA)
+    cdr = parse_asterisk_row(
+        row16(
+            dst="0577000001",
+            start="2026-10-25 03:10:00",
+            answer="",
+            end="2026-10-25 03:20:00",
+            duration="600",
+            billsec="0",
+            disposition="NO ANSWER",
+        ),
+        UA,
+    )
     assert cdr.started_at == datetime(2026, 10, 25, 0, 10, tzinfo=UTC).timestamp()
     assert cdr.ended_at == cdr.started_at + 600
 
 
 def test_second_pass_of_the_repeated_hour() -> None:
     # answered at 03:58 EEST, ended at 03:02 EET: only the later reading of end fits
-    cdr = parse_asterisk_row(row16(dst="0577000001", start="2026-10-25 03:57:00",
-                                   answer="2026-10-25 03:58:00",
-                                   end="2026-10-25 03:02:00", duration="300",
-                                   billsec="240"), UA)
+    cdr = parse_asterisk_row(
+        row16(
+            dst="0577000001",
+            start="2026-10-25 03:57:00",
+            answer="2026-10-25 03:58:00",
+            end="2026-10-25 03:02:00",
+            duration="300",
+            billsec="240",
+        ),
+        UA,
+    )
     start = datetime(2026, 10, 25, 0, 57, tzinfo=UTC).timestamp()
-    assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (start, start + 60,
-                                                               start + 300)
+    assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (start, start + 60, start + 300)
 
 
 def test_skipped_hour_reads_with_the_offset_before_the_change() -> None:
@@ -284,8 +342,9 @@ def test_skipped_hour_reads_with_the_offset_before_the_change() -> None:
     assert t == datetime(2026, 3, 29, 1, 30, tzinfo=UTC).timestamp()  # read as +02:00
 
 
-@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Lord_Howe",
-                                  "America/St_Johns", "Asia/Kathmandu", "UTC"])
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Australia/Lord_Howe", "America/St_Johns", "Asia/Kathmandu", "UTC"]
+)
 def test_local_time_in_odd_zones(zone: str) -> None:
     tz = ZoneInfo(zone)
     for day in range(0, 366, 3):
@@ -295,15 +354,29 @@ def test_local_time_in_odd_zones(zone: str) -> None:
         assert t in (first, second)
 
 
-ZONES = ["Europe/Kyiv", "America/New_York", "Australia/Lord_Howe", "America/St_Johns",
-         "Europe/London", "Pacific/Chatham", "Asia/Tehran", "America/Santiago"]
+ZONES = [
+    "Europe/Kyiv",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "America/St_Johns",
+    "Europe/London",
+    "Pacific/Chatham",
+    "Asia/Tehran",
+    "America/Santiago",
+]
 
 
 @settings(max_examples=400, deadline=None)
-@given(zone=st.sampled_from(ZONES), start=st.integers(946_684_800, 4_102_000_000),
-       ring=st.integers(0, 90), talk=st.integers(0, 7200), answered=st.booleans())
-def test_rendered_rows_read_back(zone: str, start: int, ring: int, talk: int,
-                                 answered: bool) -> None:
+@given(
+    zone=st.sampled_from(ZONES),
+    start=st.integers(946_684_800, 4_102_000_000),
+    ring=st.integers(0, 90),
+    talk=st.integers(0, 7200),
+    answered=st.booleans(),
+)
+def test_rendered_rows_read_back(
+    zone: str, start: int, ring: int, talk: int, answered: bool
+) -> None:
     tz = ZoneInfo(zone)
 
     def local(t: int) -> str:
@@ -311,9 +384,14 @@ def test_rendered_rows_read_back(zone: str, start: int, ring: int, talk: int,
 
     answer = start + ring
     end = answer + talk if answered else start + ring
-    row = row16(start=local(start), answer=local(answer) if answered else "", end=local(end),
-                duration=str(end - start), billsec=str(end - answer if answered else 0),
-                disposition="ANSWERED" if answered else "NO ANSWER")
+    row = row16(
+        start=local(start),
+        answer=local(answer) if answered else "",
+        end=local(end),
+        duration=str(end - start),
+        billsec=str(end - answer if answered else 0),
+        disposition="ANSWERED" if answered else "NO ANSWER",
+    )
     cdr = parse_asterisk_row(row, ParseContext("RU", tz))
     assert cdr.ended_at is not None
     assert cdr.ended_at - cdr.started_at == end - start
@@ -325,8 +403,9 @@ def test_rendered_rows_read_back(zone: str, start: int, ring: int, talk: int,
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=12), min_size=16,
-                max_size=21))
+@given(
+    st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=12), min_size=16, max_size=21)
+)
 def test_arbitrary_rows_give_a_cdr_or_a_cdr_error(row: list[str]) -> None:
     try:
         cdr = parse_asterisk_row(row, RU)
@@ -363,8 +442,7 @@ def test_line_numbers_count_blank_and_multiline_rows() -> None:
     buf.write("\n")
     w.writerow(row)
     w.writerow(row16(disposition="BUSY"))
-    numbers = [n for n, _ in iter_file(io.BytesIO(buf.getvalue().encode()), RU,
-                                       "asterisk-csv")]
+    numbers = [n for n, _ in iter_file(io.BytesIO(buf.getvalue().encode()), RU, "asterisk-csv")]
     assert numbers == [1, 3, 5]
 
 
@@ -396,7 +474,7 @@ class CountingReader(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.inner.read(len(buffer))
         self.read_bytes += len(data)
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -418,11 +496,15 @@ def test_twenty_thousand_rows_parse_quickly() -> None:
     for i in range(20_000):
         t = base + i * 1500
         loc = datetime.fromtimestamp(t, tz)
-        base_row = row16(src=f"050{i % 9000 + 1000000:07d}", dst=f"38057700{i % 50:04d}",
-                         start=loc.strftime("%Y-%m-%d %H:%M:%S"),
-                         answer=(loc + timedelta(seconds=5)).strftime("%Y-%m-%d %H:%M:%S"),
-                         end=(loc + timedelta(seconds=65)).strftime("%Y-%m-%d %H:%M:%S"),
-                         duration="65", billsec="60")
+        base_row = row16(
+            src=f"050{i % 9000 + 1000000:07d}",
+            dst=f"38057700{i % 50:04d}",
+            start=loc.strftime("%Y-%m-%d %H:%M:%S"),
+            answer=(loc + timedelta(seconds=5)).strftime("%Y-%m-%d %H:%M:%S"),
+            end=(loc + timedelta(seconds=65)).strftime("%Y-%m-%d %H:%M:%S"),
+            duration="65",
+            billsec="60",
+        )
         rows_.append([*base_row, f"{t}.{i}", ""])
     import time
 

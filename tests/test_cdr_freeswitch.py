@@ -30,8 +30,7 @@ T0 = 1795511702.0
 
 
 def sample(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SAMPLES / name).read_text(),
-                                      object_pairs_hook=object_pairs)
+    data: dict[str, Any] = json.loads((SAMPLES / name).read_text(), object_pairs_hook=object_pairs)
     return data
 
 
@@ -57,10 +56,18 @@ def err(obj: Any) -> CdrError:
 def test_answered_a_leg_with_encoded_values() -> None:
     assert ANSWERED["variables"]["caller_id"].startswith("%22Olena%20Koval%22")
     assert parse_freeswitch(ANSWERED, UA) == Cdr(
-        call_id="4f3b2a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b", direction="inbound",
-        caller="+380501234567", called="+380577000001", started_at=T0,
-        answered_at=T0 + 9, ended_at=T0 + 221, status="answered", duration=221,
-        billsec=212, recording_url=None)
+        call_id="4f3b2a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b",
+        direction="inbound",
+        caller="+380501234567",
+        called="+380577000001",
+        started_at=T0,
+        answered_at=T0 + 9,
+        ended_at=T0 + 221,
+        status="answered",
+        duration=221,
+        billsec=212,
+        recording_url=None,
+    )
 
 
 def test_called_is_the_original_profiles_did_not_the_transfer_target() -> None:
@@ -73,8 +80,7 @@ def test_called_is_the_original_profiles_did_not_the_transfer_target() -> None:
 def test_plain_values_and_originator_cancel() -> None:
     ((n, cdr),) = list(iter_file(SAMPLES / "freeswitch-missed-plain.cdr.json", UA))
     assert n == 1 and isinstance(cdr, Cdr)
-    assert (cdr.status, cdr.caller, cdr.called) == ("missed", "+380671112233",
-                                                    "+380577000002")
+    assert (cdr.status, cdr.caller, cdr.called) == ("missed", "+380671112233", "+380577000002")
     assert (cdr.answered_at, cdr.billsec, cdr.duration) == (None, 0, 18)
 
 
@@ -111,18 +117,20 @@ def test_b_leg_is_ignored() -> None:
 def test_outbound_uses_the_presented_caller_id_and_recording() -> None:
     ((_, cdr),) = list(iter_file(SAMPLES / "freeswitch-outbound.cdr.json", UA))
     assert isinstance(cdr, Cdr)
-    assert (cdr.direction, cdr.caller, cdr.called) == ("outbound", "+380577000000",
-                                                       "+380501234567")
+    assert (cdr.direction, cdr.caller, cdr.called) == ("outbound", "+380577000000", "+380501234567")
     assert cdr.recording_url == "https://pbx.example.ua/recordings/8c9d0e1f.mp3"
     assert (cdr.billsec, cdr.duration) == (120, 135)
 
 
-@pytest.mark.parametrize(("variables", "direction"), [
-    ({"direction": "outbound"}, "outbound"),
-    ({"call_direction": "outbound", "direction": "inbound"}, "outbound"),
-    ({"call_direction": "inbound", "direction": "outbound"}, "inbound"),
-    ({"direction": ...}, "inbound"),  # channel_data.direction
-])
+@pytest.mark.parametrize(
+    ("variables", "direction"),
+    [
+        ({"direction": "outbound"}, "outbound"),
+        ({"call_direction": "outbound", "direction": "inbound"}, "outbound"),
+        ({"call_direction": "inbound", "direction": "outbound"}, "inbound"),
+        ({"direction": ...}, "inbound"),  # channel_data.direction
+    ],
+)
 def test_direction(variables: dict[str, Any], direction: str) -> None:
     assert parse_freeswitch(variant(**variables), UA).direction == direction
 
@@ -131,12 +139,21 @@ def test_local_calls_are_ignored() -> None:
     assert isinstance(err(variant(call_direction="local")), CdrIgnored)
 
 
-@pytest.mark.parametrize(("cause", "status"), [
-    ("USER_BUSY", "busy"), ("NO_ANSWER", "missed"), ("ORIGINATOR_CANCEL", "missed"),
-    ("NO_USER_RESPONSE", "missed"), ("ALLOTTED_TIMEOUT", "missed"),
-    ("CALL_REJECTED", "failed"), ("UNALLOCATED_NUMBER", "failed"),
-    ("NORMAL_TEMPORARY_FAILURE", "failed"), ("", "failed"), ("NORMAL_CLEARING", "failed"),
-])
+@pytest.mark.parametrize(
+    ("cause", "status"),
+    [
+        ("USER_BUSY", "busy"),
+        ("NO_ANSWER", "missed"),
+        ("ORIGINATOR_CANCEL", "missed"),
+        ("NO_USER_RESPONSE", "missed"),
+        ("ALLOTTED_TIMEOUT", "missed"),
+        ("CALL_REJECTED", "failed"),
+        ("UNALLOCATED_NUMBER", "failed"),
+        ("NORMAL_TEMPORARY_FAILURE", "failed"),
+        ("", "failed"),
+        ("NORMAL_CLEARING", "failed"),
+    ],
+)
 def test_unanswered_status_by_hangup_cause(cause: str, status: str) -> None:
     obj = variant(answer_epoch="0", answer_uepoch="0", billsec="0", hangup_cause=cause)
     for flow in obj["callflow"]:
@@ -156,11 +173,26 @@ def test_billsec_alone_means_answered() -> None:
 def test_epoch_fallbacks() -> None:
     cdr = parse_freeswitch(variant(start_epoch=..., answer_epoch=..., end_epoch=...), UA)
     assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (
-        T0 + 0.104133, T0 + 9.380521, T0 + 221.911208)  # the *_uepoch values
-    cdr = parse_freeswitch(variant(start_epoch=..., start_uepoch=..., answer_epoch=...,
-                                   answer_uepoch=..., end_epoch=..., end_uepoch=...), UA)
+        T0 + 0.104133,
+        T0 + 9.380521,
+        T0 + 221.911208,
+    )  # the *_uepoch values
+    cdr = parse_freeswitch(
+        variant(
+            start_epoch=...,
+            start_uepoch=...,
+            answer_epoch=...,
+            answer_uepoch=...,
+            end_epoch=...,
+            end_uepoch=...,
+        ),
+        UA,
+    )
     assert (cdr.started_at, cdr.answered_at, cdr.ended_at) == (
-        T0 + 0.104133, T0 + 9.380521, T0 + 221.911208)  # callflow times
+        T0 + 0.104133,
+        T0 + 9.380521,
+        T0 + 221.911208,
+    )  # callflow times
 
 
 def test_computes_duration_and_billsec_when_absent() -> None:
@@ -168,10 +200,16 @@ def test_computes_duration_and_billsec_when_absent() -> None:
     assert (cdr.duration, cdr.billsec) == (221, 212)
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("start_epoch", "soon"), ("end_epoch", "1795511702000"), ("answer_epoch", "-"),
-    ("billsec", "1.5"), ("duration", "-3"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("start_epoch", "soon"),
+        ("end_epoch", "1795511702000"),
+        ("answer_epoch", "-"),
+        ("billsec", "1.5"),
+        ("duration", "-3"),
+    ],
+)
 def test_bad_variables_name_themselves(name: str, value: str) -> None:
     assert err(variant(**{name: value})).field == name
 
@@ -181,8 +219,10 @@ def test_missing_pieces() -> None:
     assert err(["not", "an", "object"]).field == "record"
     bare: dict[str, Any] = {"variables": {"uuid": "u1", "sip_req_user": "0577000001"}}
     assert err(bare).field == "start_epoch"
-    assert err({"variables": {"uuid": "u1", "start_epoch": "1795511702"}}).field == \
-        "destination_number"
+    assert (
+        err({"variables": {"uuid": "u1", "start_epoch": "1795511702"}}).field
+        == "destination_number"
+    )
 
 
 def test_called_errors_name_the_variable_they_came_from() -> None:
@@ -193,8 +233,9 @@ def test_called_errors_name_the_variable_they_came_from() -> None:
 
 
 def test_call_id_fallbacks() -> None:
-    assert parse_freeswitch(variant(uuid=...), UA).call_id == \
-        "4f3b2a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b"  # caller profile uuid
+    assert (
+        parse_freeswitch(variant(uuid=...), UA).call_id == "4f3b2a1c-5d6e-4f70-8a9b-0c1d2e3f4a5b"
+    )  # caller profile uuid
     top = variant(uuid=...)
     top["uuid"] = "top-level-uuid"
     assert parse_freeswitch(top, UA).call_id == "top-level-uuid"
@@ -205,8 +246,7 @@ def test_call_id_fallbacks() -> None:
             del flow["caller_profile"]["uuid"]
         return obj
 
-    a, b = parse_freeswitch(no_uuid("1795511702"), UA), parse_freeswitch(no_uuid("1795511700"),
-                                                                         UA)
+    a, b = parse_freeswitch(no_uuid("1795511702"), UA), parse_freeswitch(no_uuid("1795511700"), UA)
     assert a.call_id.startswith("fs-") and a.call_id != b.call_id  # never core-uuid alone
     assert a.call_id == parse_freeswitch(no_uuid("1795511702"), UA).call_id
 
@@ -223,10 +263,13 @@ def test_caller_fallbacks_and_anonymous() -> None:
 
 
 def test_recording_url_only_when_http() -> None:
-    assert parse_freeswitch(variant(recording_url="/var/lib/rec/x.wav"), UA).recording_url \
-        is None
-    assert parse_freeswitch(variant(recording_url=quote("https://r.example/x.mp3", safe="")),
-                            UA).recording_url == "https://r.example/x.mp3"
+    assert parse_freeswitch(variant(recording_url="/var/lib/rec/x.wav"), UA).recording_url is None
+    assert (
+        parse_freeswitch(
+            variant(recording_url=quote("https://r.example/x.mp3", safe="")), UA
+        ).recording_url
+        == "https://r.example/x.mp3"
+    )
 
 
 # ------------------------------------------------------------------ POST bodies

@@ -18,10 +18,17 @@ SAMPLES = Path(__file__).parent / "samples" / "cdr"
 RU = ParseContext("RU", ZoneInfo("Europe/Moscow"))
 UA = ParseContext("UA", ZoneInfo("Europe/Kyiv"))
 
-SPEC = {"call_id": "pbx-81723", "direction": "inbound", "caller": "+79161234567",
-        "called": "+74957000001", "started_at": "2026-11-24T09:15:02Z",
-        "answered_at": "2026-11-24T09:15:09Z", "ended_at": "2026-11-24T09:18:40Z",
-        "status": "answered", "recording_url": "https://pbx.example/rec/81723.mp3"}
+SPEC = {
+    "call_id": "pbx-81723",
+    "direction": "inbound",
+    "caller": "+79161234567",
+    "called": "+74957000001",
+    "started_at": "2026-11-24T09:15:02Z",
+    "answered_at": "2026-11-24T09:15:09Z",
+    "ended_at": "2026-11-24T09:18:40Z",
+    "status": "answered",
+    "recording_url": "https://pbx.example/rec/81723.mp3",
+}
 T0 = 1795511702.0  # 2026-11-24T09:15:02Z
 
 
@@ -43,10 +50,18 @@ def err(obj: Any, ctx: ParseContext = RU) -> CdrError:
 
 def test_spec_example_reads_exactly() -> None:
     assert parse_generic(SPEC, RU) == Cdr(
-        call_id="pbx-81723", direction="inbound", caller="+79161234567",
-        called="+74957000001", started_at=T0, answered_at=T0 + 7, ended_at=T0 + 218,
-        status="answered", duration=218, billsec=211,
-        recording_url="https://pbx.example/rec/81723.mp3")
+        call_id="pbx-81723",
+        direction="inbound",
+        caller="+79161234567",
+        called="+74957000001",
+        started_at=T0,
+        answered_at=T0 + 7,
+        ended_at=T0 + 218,
+        status="answered",
+        duration=218,
+        billsec=211,
+        recording_url="https://pbx.example/rec/81723.mp3",
+    )
 
 
 def test_minimal_record_defaults() -> None:
@@ -56,8 +71,9 @@ def test_minimal_record_defaults() -> None:
     assert cdr.recording_url is None
 
 
-@pytest.mark.parametrize(("answered", "expected"), [("2026-11-24T09:15:09Z", "answered"),
-                                                    (None, "missed")])
+@pytest.mark.parametrize(
+    ("answered", "expected"), [("2026-11-24T09:15:09Z", "answered"), (None, "missed")]
+)
 def test_status_derived_from_answer_when_absent(answered: str | None, expected: str) -> None:
     assert parse_generic(rec(status=..., answered_at=answered), RU).status == expected
 
@@ -84,14 +100,14 @@ def test_unknown_field_is_refused_by_name() -> None:
 
 def test_documented_extras_are_accepted() -> None:
     assert set(EXTRAS) == {"duration", "billsec", "site", "caller_name"}
-    cdr = parse_generic(rec(site="acme", caller_name="Ivan Petrov", duration=218,
-                            billsec=211), RU)
+    cdr = parse_generic(rec(site="acme", caller_name="Ivan Petrov", duration=218, billsec=211), RU)
     assert cdr.duration == 218 and "Ivan" not in repr(cdr)
 
 
 def test_extras_fill_in_when_times_do_not_tell() -> None:
-    cdr = parse_generic(rec(ended_at=..., answered_at=..., status="answered", duration="300",
-                            billsec=290), RU)
+    cdr = parse_generic(
+        rec(ended_at=..., answered_at=..., status="answered", duration="300", billsec=290), RU
+    )
     assert (cdr.duration, cdr.billsec, cdr.ended_at) == (300, 290, None)
     # times win over the extras when both are present
     assert parse_generic(rec(duration=5, billsec=1), RU).duration == 218
@@ -121,22 +137,23 @@ def test_call_id_missing_and_limits() -> None:
 def test_direction() -> None:
     assert parse_generic(rec(direction=...), RU).direction == "inbound"
     assert parse_generic(rec(direction=None), RU).direction == "inbound"
-    out = parse_generic(rec(direction="Outbound", caller="+74957000001",
-                            called="+79161234567"), RU)
-    assert (out.direction, out.caller, out.called) == ("outbound", "+74957000001",
-                                                       "+79161234567")
+    out = parse_generic(rec(direction="Outbound", caller="+74957000001", called="+79161234567"), RU)
+    assert (out.direction, out.caller, out.called) == ("outbound", "+74957000001", "+79161234567")
     assert err(rec(direction="incoming")).field == "direction"
 
 
-@pytest.mark.parametrize(("raw", "ctx", "e164"), [
-    ("8 495 700-00-01", RU, "+74957000001"),
-    ("74957000001", RU, "+74957000001"),
-    ("+7 (495) 700-00-01", RU, "+74957000001"),
-    ("057 700 00 01", UA, "+380577000001"),
-    ("0 800 300 101", UA, "+380800300101"),
-    ("tel:+380577000001", UA, "+380577000001"),
-    ("sip:+380577000001@trunk.example;user=phone", UA, "+380577000001"),
-])
+@pytest.mark.parametrize(
+    ("raw", "ctx", "e164"),
+    [
+        ("8 495 700-00-01", RU, "+74957000001"),
+        ("74957000001", RU, "+74957000001"),
+        ("+7 (495) 700-00-01", RU, "+74957000001"),
+        ("057 700 00 01", UA, "+380577000001"),
+        ("0 800 300 101", UA, "+380800300101"),
+        ("tel:+380577000001", UA, "+380577000001"),
+        ("sip:+380577000001@trunk.example;user=phone", UA, "+380577000001"),
+    ],
+)
 def test_called_national_and_uri_forms(raw: str, ctx: ParseContext, e164: str) -> None:
     assert parse_generic(rec(called=raw), ctx).called == e164
 
@@ -150,35 +167,59 @@ def test_called_missing() -> None:
     assert err(rec(called=...)).field == "called"
 
 
-@pytest.mark.parametrize(("caller", "expected"), [
-    ("anonymous", ""), ("Restricted", ""), ("", ""), ("unknown", ""), (None, ""),
-    ("0000000000", ""), ("101", "101"), ("+7 916 123-45-67", "+79161234567"),
-    ("89161234567", "+79161234567"), ("sip:alice@example.com", ""), (["x"], ""),
-    ("12-34", "1234"),
-])
+@pytest.mark.parametrize(
+    ("caller", "expected"),
+    [
+        ("anonymous", ""),
+        ("Restricted", ""),
+        ("", ""),
+        ("unknown", ""),
+        (None, ""),
+        ("0000000000", ""),
+        ("101", "101"),
+        ("+7 916 123-45-67", "+79161234567"),
+        ("89161234567", "+79161234567"),
+        ("sip:alice@example.com", ""),
+        (["x"], ""),
+        ("12-34", "1234"),
+    ],
+)
 def test_caller_is_never_refused(caller: Any, expected: str) -> None:
     assert parse_generic(rec(caller=caller), RU).caller == expected
 
 
-@pytest.mark.parametrize("value", [
-    "2026-11-24T09:15:02Z", "2026-11-24T12:15:02+03:00", "2026-11-24T09:15:02.000+00:00",
-    "2026-11-24 09:15:02z", T0, int(T0), str(int(T0)), "1795511702.0", "20261124T091502Z",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-24T09:15:02Z",
+        "2026-11-24T12:15:02+03:00",
+        "2026-11-24T09:15:02.000+00:00",
+        "2026-11-24 09:15:02z",
+        T0,
+        int(T0),
+        str(int(T0)),
+        "1795511702.0",
+        "20261124T091502Z",
+    ],
+)
 def test_time_forms(value: Any) -> None:
     assert parse_generic(rec(started_at=value), RU).started_at == T0
 
 
-@pytest.mark.parametrize(("value", "needle"), [
-    ("2026-11-24T09:15:02", "no UTC offset"),
-    ("2026-11-24", "no UTC offset"),
-    ("yesterday", "not an ISO 8601"),
-    ("1e9", "not an ISO 8601"),
-    (1795511702000, "milliseconds"),
-    (12, "before 2000"),
-    (True, "boolean"),
-    (float("nan"), "finite"),
-    ({"t": 1}, "ISO 8601"),
-])
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("2026-11-24T09:15:02", "no UTC offset"),
+        ("2026-11-24", "no UTC offset"),
+        ("yesterday", "not an ISO 8601"),
+        ("1e9", "not an ISO 8601"),
+        (1795511702000, "milliseconds"),
+        (12, "before 2000"),
+        (True, "boolean"),
+        (float("nan"), "finite"),
+        ({"t": 1}, "ISO 8601"),
+    ],
+)
 def test_bad_times_name_the_field(value: Any, needle: str) -> None:
     for key in ("started_at", "answered_at", "ended_at"):
         e = err(rec(**{key: value}))
@@ -212,16 +253,26 @@ def test_durations_round_half_up() -> None:
     assert (cdr.duration, cdr.billsec) == (11, 10)
 
 
-@pytest.mark.parametrize("url", ["ftp://pbx.example/rec.mp3", "javascript:alert(1)",
-                                 "https:///x", "/rec/1.mp3", "https://a b", 5])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://pbx.example/rec.mp3",
+        "javascript:alert(1)",
+        "https:///x",
+        "/rec/1.mp3",
+        "https://a b",
+        5,
+    ],
+)
 def test_recording_url_must_be_http(url: Any) -> None:
     assert err(rec(recording_url=url)).field == "recording_url"
 
 
 def test_recording_url_optional() -> None:
     assert parse_generic(rec(recording_url=None), RU).recording_url is None
-    assert parse_generic(rec(recording_url="http://pbx/r.wav"), RU).recording_url == \
-        "http://pbx/r.wav"
+    assert (
+        parse_generic(rec(recording_url="http://pbx/r.wav"), RU).recording_url == "http://pbx/r.wav"
+    )
 
 
 def test_record_must_be_an_object() -> None:
@@ -257,15 +308,20 @@ def test_iter_file_numbers_records() -> None:
 
 def test_calls_wrapper_and_json_lines_body() -> None:
     body = json.dumps({"calls": [SPEC, rec(call_id="b")]}).encode()
-    assert [c.call_id for c in parse(body, "application/json", RU)
-            if isinstance(c, Cdr)] == ["pbx-81723", "b"]
+    assert [c.call_id for c in parse(body, "application/json", RU) if isinstance(c, Cdr)] == [
+        "pbx-81723",
+        "b",
+    ]
     lines = b"\n".join(json.dumps(rec(call_id=f"c{i}")).encode() for i in range(3)) + b"\n"
-    assert [c.call_id for c in parse(lines, "application/json", RU)
-            if isinstance(c, Cdr)] == ["c0", "c1", "c2"]
+    assert [c.call_id for c in parse(lines, "application/json", RU) if isinstance(c, Cdr)] == [
+        "c0",
+        "c1",
+        "c2",
+    ]
 
 
 def test_bad_line_in_json_lines_is_one_error() -> None:
-    body = (json.dumps(rec(call_id="a")) + "\n{not json}\n" + json.dumps(rec(call_id="b")))
+    body = json.dumps(rec(call_id="a")) + "\n{not json}\n" + json.dumps(rec(call_id="b"))
     out = parse(body.encode(), "application/x-ndjson", RU)
     assert [type(x) for x in out] == [Cdr, CdrError, Cdr]
     assert isinstance(out[1], CdrError) and out[1].field == "body"
@@ -276,10 +332,18 @@ def test_array_element_that_is_not_an_object() -> None:
     assert [getattr(x, "field", None) for x in out] == [None, "record", "record"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    (b"", "body"), (b"  \n", "body"), (b'{"call_id": ', "body"), (b"5", "format"),
-    (b'"just a string"', "body"), (b"\xff\xfe{}", "body"), (b"[1, 2", "body"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"", "body"),
+        (b"  \n", "body"),
+        (b'{"call_id": ', "body"),
+        (b"5", "format"),
+        (b'"just a string"', "body"),
+        (b"\xff\xfe{}", "body"),
+        (b"[1, 2", "body"),
+    ],
+)
 def test_unreadable_bodies_raise(body: bytes, field: str) -> None:
     with pytest.raises(CdrError) as info:
         parse(body, "application/json" if field == "body" else "text/plain", RU)
@@ -288,16 +352,19 @@ def test_unreadable_bodies_raise(body: bytes, field: str) -> None:
 
 def test_bom_is_ignored() -> None:
     assert parse(b"\xef\xbb\xbf" + json.dumps(SPEC).encode(), "application/json", RU) == [
-        parse_generic(SPEC, RU)]
+        parse_generic(SPEC, RU)
+    ]
 
 
 # ------------------------------------------------------------------ properties
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
-    max_leaves=6)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -316,9 +383,12 @@ def test_any_object_gives_a_cdr_or_a_cdr_error(obj: dict[str, Any]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(start=st.integers(946_684_800, 4_102_444_799 - 100_000),
-       ring=st.integers(0, 120), talk=st.integers(0, 86_400),
-       offset=st.integers(-12 * 60, 14 * 60))
+@given(
+    start=st.integers(946_684_800, 4_102_444_799 - 100_000),
+    ring=st.integers(0, 120),
+    talk=st.integers(0, 86_400),
+    offset=st.integers(-12 * 60, 14 * 60),
+)
 def test_iso_and_epoch_agree(start: int, ring: int, talk: int, offset: int) -> None:
     from datetime import UTC, datetime, timedelta, timezone
 
@@ -327,9 +397,15 @@ def test_iso_and_epoch_agree(start: int, ring: int, talk: int, offset: int) -> N
     def iso(t: int) -> str:
         return datetime.fromtimestamp(t, UTC).astimezone(zone).isoformat()
 
-    a = parse_generic(rec(started_at=iso(start), answered_at=iso(start + ring),
-                          ended_at=iso(start + ring + talk)), RU)
-    b = parse_generic(rec(started_at=start, answered_at=str(start + ring),
-                          ended_at=float(start + ring + talk)), RU)
+    a = parse_generic(
+        rec(
+            started_at=iso(start), answered_at=iso(start + ring), ended_at=iso(start + ring + talk)
+        ),
+        RU,
+    )
+    b = parse_generic(
+        rec(started_at=start, answered_at=str(start + ring), ended_at=float(start + ring + talk)),
+        RU,
+    )
     assert a == b
     assert (a.duration, a.billsec) == (ring + talk, talk)

@@ -41,12 +41,20 @@ def err(fields: dict[str, str]) -> CdrError:
 
 def test_completed_call() -> None:
     assert tw(COMPLETED, US) == Cdr(
-        call_id="CA9a8b7c6d5e4f30211a2b3c4d5e6f7a8b", direction="inbound",
-        caller="+12125550123", called="+14155550100", started_at=END - 211,
-        answered_at=END - 211, ended_at=END, status="answered", duration=211, billsec=211,
+        call_id="CA9a8b7c6d5e4f30211a2b3c4d5e6f7a8b",
+        direction="inbound",
+        caller="+12125550123",
+        called="+14155550100",
+        started_at=END - 211,
+        answered_at=END - 211,
+        ended_at=END,
+        status="answered",
+        duration=211,
+        billsec=211,
         recording_url="https://api.twilio.com/2010-04-01/Accounts/"
-                      "AC3f1e2d3c4b5a69788796a5b4c3d2e1f0/Recordings/"
-                      "RE1a2b3c4d5e6f708192a3b4c5d6e7f809")
+        "AC3f1e2d3c4b5a69788796a5b4c3d2e1f0/Recordings/"
+        "RE1a2b3c4d5e6f708192a3b4c5d6e7f809",
+    )
 
 
 def test_no_answer_from_a_withheld_number() -> None:
@@ -61,8 +69,7 @@ def test_outbound_api_busy() -> None:
     assert (cdr.caller, cdr.called) == ("+14155550100", "+12125550123")
 
 
-@pytest.mark.parametrize("status", ["ringing", "in-progress", "queued", "initiated",
-                                    "Ringing"])
+@pytest.mark.parametrize("status", ["ringing", "in-progress", "queued", "initiated", "Ringing"])
 def test_interim_statuses_are_not_final(status: str) -> None:
     e = err(with_(CallStatus=status))
     assert isinstance(e, CdrNotFinal) and not isinstance(e, CdrIgnored)
@@ -70,16 +77,24 @@ def test_interim_statuses_are_not_final(status: str) -> None:
 
 
 def test_ringing_sample() -> None:
-    (res,) = parse((SAMPLES / "twilio-ringing.form").read_bytes(),
-                   "application/x-www-form-urlencoded", US)
+    (res,) = parse(
+        (SAMPLES / "twilio-ringing.form").read_bytes(), "application/x-www-form-urlencoded", US
+    )
     assert isinstance(res, CdrNotFinal)
 
 
-@pytest.mark.parametrize(("status", "duration", "expected"), [
-    ("completed", "0", "missed"), ("completed", None, "missed"), ("no-answer", "0", "missed"),
-    ("canceled", None, "missed"), ("busy", None, "busy"), ("failed", None, "failed"),
-    ("completed", "1", "answered"),
-])
+@pytest.mark.parametrize(
+    ("status", "duration", "expected"),
+    [
+        ("completed", "0", "missed"),
+        ("completed", None, "missed"),
+        ("no-answer", "0", "missed"),
+        ("canceled", None, "missed"),
+        ("busy", None, "busy"),
+        ("failed", None, "failed"),
+        ("completed", "1", "answered"),
+    ],
+)
 def test_final_statuses(status: str, duration: str | None, expected: str) -> None:
     cdr = tw(with_(CallStatus=status, CallDuration=duration), US)
     assert cdr.status == expected
@@ -92,19 +107,30 @@ def test_unknown_status_is_a_plain_error(status: str) -> None:
     assert type(e) is CdrError and e.field == "CallStatus"
 
 
-@pytest.mark.parametrize(("direction", "expected"), [
-    ("inbound", "inbound"), ("outbound-api", "outbound"), ("outbound-dial", "outbound"),
-    ("trunking-originating", "inbound"), ("trunking-terminating", "outbound"),
-    (None, "inbound"),
-])
+@pytest.mark.parametrize(
+    ("direction", "expected"),
+    [
+        ("inbound", "inbound"),
+        ("outbound-api", "outbound"),
+        ("outbound-dial", "outbound"),
+        ("trunking-originating", "inbound"),
+        ("trunking-terminating", "outbound"),
+        (None, "inbound"),
+    ],
+)
 def test_direction(direction: str | None, expected: str) -> None:
     assert tw(with_(Direction=direction), US).direction == expected
 
 
-@pytest.mark.parametrize(("value", "field"), [
-    (None, "Timestamp"), ("", "Timestamp"), ("yesterday", "Timestamp"),
-    ("Tue, 24 Nov 1970 09:18:40 +0000", "Timestamp"),
-])
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (None, "Timestamp"),
+        ("", "Timestamp"),
+        ("yesterday", "Timestamp"),
+        ("Tue, 24 Nov 1970 09:18:40 +0000", "Timestamp"),
+    ],
+)
 def test_timestamp_required_and_checked(value: str | None, field: str) -> None:
     assert err(with_(Timestamp=value)).field == field
 
@@ -131,8 +157,10 @@ def test_numbers() -> None:
     assert tw(with_(From="(212) 555-0123"), US).caller == "+12125550123"
 
 
-@pytest.mark.parametrize("sentinel", ["+266696687", "+7378742833", "+86282452253",
-                                      "+2562533", "+8656696", "Anonymous", ""])
+@pytest.mark.parametrize(
+    "sentinel",
+    ["+266696687", "+7378742833", "+86282452253", "+2562533", "+8656696", "Anonymous", ""],
+)
 def test_withheld_caller_ids(sentinel: str) -> None:
     assert tw(with_(From=sentinel, Caller=sentinel), US).caller == ""
 

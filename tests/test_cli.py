@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 from ga4_standin import Standin
-from support import BASE_TOML, LiveServer, TEST_ENV
+from support import BASE_TOML, TEST_ENV, LiveServer
 
 from attribution.cli import main
 
 
 def test_ga4_validate_prints_what_the_validation_endpoint_says(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     pools = tmp_path / "pools.toml"
     pools.write_text(BASE_TOML)
     for k, v in TEST_ENV.items():

@@ -34,10 +34,16 @@ def key_header() -> dict[str, str]:
 
 
 def session(srv: LiveServer) -> dict[str, Any]:
-    resp = httpx.post(f"{srv.url}/v1/sessions", json={
-        "site": "acme", "url": "https://acme.example/?utm_source=google&utm_medium=cpc",
-        "ga_client_id": "123.456", "ga_session_id": "1700000000"},
-        headers={"User-Agent": CHROME_UA})
+    resp = httpx.post(
+        f"{srv.url}/v1/sessions",
+        json={
+            "site": "acme",
+            "url": "https://acme.example/?utm_source=google&utm_medium=cpc",
+            "ga_client_id": "123.456",
+            "ga_session_id": "1700000000",
+        },
+        headers={"User-Agent": CHROME_UA},
+    )
     assert resp.status_code == 200, resp.text
     body: dict[str, Any] = resp.json()
     return body
@@ -46,13 +52,20 @@ def session(srv: LiveServer) -> dict[str, Any]:
 def test_sessions_calls_and_log_on_a_cluster(server: LiveServer) -> None:
     visitors = [session(server) for _ in range(3)]
     numbers = {v["numbers"][0]["number"] for v in visitors}
-    assert len(numbers) == 3                         # a 3-number pool, no double booking
-    ping = httpx.post(f"{server.url}/v1/sessions/{visitors[0]['sid']}/ping",
-                      json={"url": "https://acme.example/cart"})
+    assert len(numbers) == 3  # a 3-number pool, no double booking
+    ping = httpx.post(
+        f"{server.url}/v1/sessions/{visitors[0]['sid']}/ping",
+        json={"url": "https://acme.example/cart"},
+    )
     assert ping.status_code == 200
     called = visitors[0]["numbers"][0]["number"]
-    cdr = {"call_id": "cl-1", "caller": "+380671112233", "called": called,
-           "started_at": int(time.time()), "status": "missed"}
+    cdr = {
+        "call_id": "cl-1",
+        "caller": "+380671112233",
+        "called": called,
+        "started_at": int(time.time()),
+        "status": "missed",
+    }
     stored = httpx.post(f"{server.url}/v1/calls", json=cdr, headers=key_header())
     assert stored.status_code == 200, stored.text
     assert stored.json()["match"] == "exact"

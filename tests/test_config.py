@@ -6,12 +6,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support import BASE_TOML, ROOT
 
 from attribution import config as configmod
 from attribution.cli import main
 from attribution.errors import ConfigError
-
-from support import BASE_TOML, ROOT
 
 
 def problems(text: str) -> dict[str, str]:
@@ -104,8 +103,9 @@ def test_pool_region_must_be_defined() -> None:
 
 def test_bad_timezone_on_exhausted_duplicates_and_empty_pool() -> None:
     text = site_toml(
-        pools=GOOD_POOL + '  on_exhausted = "drop"\n' + GOOD_POOL.replace(
-            '["+380 57 700 00 01"]', "[]"),
+        pools=GOOD_POOL
+        + '  on_exhausted = "drop"\n'
+        + GOOD_POOL.replace('["+380 57 700 00 01"]', "[]"),
     ).replace("Europe/Kyiv", "Europe/Kharkiv")
     found = problems(text)
     assert "not an IANA timezone" in found["site[0].timezone"]
@@ -120,8 +120,9 @@ def test_duplicate_site_ids() -> None:
 
 
 def test_all_problems_are_listed_at_once() -> None:
-    text = site_toml(pools=GOOD_POOL.replace("\"cpc\"", "\"cpc\", colour = 1"),
-                     top="hold_minutes = -1").replace("Europe/Kyiv", "Mars/Base")
+    text = site_toml(
+        pools=GOOD_POOL.replace('"cpc"', '"cpc", colour = 1'), top="hold_minutes = -1"
+    ).replace("Europe/Kyiv", "Mars/Base")
     found = problems(text)
     assert {"hold_minutes", "site[0].timezone", "site[0].pool[0].match.colour"} <= set(found)
 
@@ -136,7 +137,8 @@ def test_missing_secret_env_is_a_start_up_error_naming_the_site() -> None:
 
 def test_secrets_never_show_in_repr() -> None:
     cfg = configmod.parse(tomllib.loads(BASE_TOML)).with_secrets(
-        {"ACME_API_KEY": "super-secret-key", "ACME_GA4_SECRET": "ga-secret-value"})
+        {"ACME_API_KEY": "super-secret-key", "ACME_GA4_SECRET": "ga-secret-value"}
+    )
     text = repr(cfg)
     assert "super-secret-key" not in text and "ga-secret-value" not in text
     assert cfg.sites[0].api_key == "super-secret-key"
@@ -155,11 +157,13 @@ def test_most_specific_pool_wins_then_file_order() -> None:
     assert tollfree is not None and tollfree.id == "tollfree"
 
 
-def test_check_command_lists_every_problem_and_exits_1(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command_lists_every_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "pools.toml"
-    path.write_text(site_toml(pools=GOOD_POOL.replace("\"cpc\"", "\"cpc\", colour = 1"),
-                              top="hold_minutes = 0"))
+    path.write_text(
+        site_toml(pools=GOOD_POOL.replace('"cpc"', '"cpc", colour = 1'), top="hold_minutes = 0")
+    )
     assert main(["check", str(path)]) == 1
     err = capsys.readouterr().err
     assert "2 problems" in err
@@ -183,6 +187,8 @@ def test_toml_syntax_error_is_reported(tmp_path: Path) -> None:
 
 
 def test_an_event_name_ga4_would_refuse_is_a_config_error() -> None:
-    text = BASE_TOML.replace('api_secret_env = "ACME_GA4_SECRET" }',
-                             'api_secret_env = "ACME_GA4_SECRET", event_name = "ga_call" }')
+    text = BASE_TOML.replace(
+        'api_secret_env = "ACME_GA4_SECRET" }',
+        'api_secret_env = "ACME_GA4_SECRET", event_name = "ga_call" }',
+    )
     assert "reserved prefix" in problems(text)["site[0].ga4.event_name"]

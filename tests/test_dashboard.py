@@ -33,7 +33,8 @@ def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(
             executable_path=CHROMIUM if os.path.exists(CHROMIUM) else None,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         yield chromium
         chromium.close()
 
@@ -43,15 +44,21 @@ def test_dashboard_draws_every_report(server: LiveServer, browser: Any) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     # a CSP violation or a failed request shows up as a console error
-    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
-            if msg.type == "error" and "401" not in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console: {msg.text}")
+            if msg.type == "error" and "401" not in msg.text
+            else None
+        ),
+    )
 
     page.goto(f"{server.url}/dashboard")
     page.wait_for_selector("#login:not([hidden])")
     page.fill("#key", "not-the-key")
     page.click("#key-form button")
     page.wait_for_selector("#login-error:has-text('not accepted')")
-    errors.clear()        # the 401 above is logged by the browser on purpose
+    errors.clear()  # the 401 above is logged by the browser on purpose
 
     page.fill("#key", KEY)
     page.click("#key-form button")
@@ -60,14 +67,22 @@ def test_dashboard_draws_every_report(server: LiveServer, browser: Any) -> None:
 
     # the channel table, with its totals
     channels = page.locator("#channels-table tbody tr td:first-child").all_inner_texts()
-    assert channels == ["(unattributed)", "google / cpc", "(direct) / (none)",
-                        "billboard / offline"]
+    assert channels == [
+        "(unattributed)",
+        "google / cpc",
+        "(direct) / (none)",
+        "billboard / offline",
+    ]
     assert "6" in page.locator("#channels-table tfoot").inner_text()
     # the heatmap: 7 weekdays x 24 hours, six calls coloured in, a legend
     cells = page.locator("#heatmap .cell")
     assert cells.count() == 7 * 24
-    filled = [int(v) for v in cells.evaluate_all(
-        "cs => cs.filter(c => c.style.backgroundColor).map(c => c.dataset.value)")]
+    filled = [
+        int(v)
+        for v in cells.evaluate_all(
+            "cs => cs.filter(c => c.style.backgroundColor).map(c => c.dataset.value)"
+        )
+    ]
     assert sum(filled) == 6
     assert page.locator("#legend .swatch").count() >= 2
     assert page.locator("#legend").inner_text().startswith("calls:")
@@ -83,8 +98,15 @@ def test_dashboard_draws_every_report(server: LiveServer, browser: Any) -> None:
     assert page.evaluate("localStorage.length") == 0
 
     page.select_option("#heat-mode", "missed")
-    assert sum(int(v) for v in cells.evaluate_all(
-        "cs => cs.filter(c => c.style.backgroundColor).map(c => c.dataset.value)")) == 4
+    assert (
+        sum(
+            int(v)
+            for v in cells.evaluate_all(
+                "cs => cs.filter(c => c.style.backgroundColor).map(c => c.dataset.value)"
+            )
+        )
+        == 4
+    )
     page.select_option("#heat-mode", "calls")
     page.select_option("#by", "pool")
     page.wait_for_selector("#channels-table td:has-text('tollfree')")

@@ -33,17 +33,37 @@ def site() -> Site:
 
 def call(**over: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "call_id": "pbx-1", "site": "acme", "direction": "inbound", "caller": CALLER,
-        "called": CALLED, "started_at": "2025-11-24T15:00:00Z",
-        "started_ms": int((NOW - 600) * 1000), "answered_at": None, "ended_at": None,
-        "status": "answered", "duration": 95, "billsec": 80,
-        "recording_url": "https://pbx.example/rec/81723.mp3", "match": "exact",
-        "candidates": 1, "pool": "paid", "sid": "sid-7f3a9c-secretish", "source": "google",
-        "medium": "cpc", "campaign": "spring", "keyword": "plumber kharkiv",
-        "region": "kharkiv", "landing_page": "https://acme.example/?email=a@b.example",
-        "last_page": "https://acme.example/contact?phone=0671234567", "device": "mobile",
-        "time_on_site": 42, "first_time_caller": True, "ga_client_id": "1234567.7654321",
-        "ga_session_id": "1763999000", "value": 25.0, "currency": "UAH",
+        "call_id": "pbx-1",
+        "site": "acme",
+        "direction": "inbound",
+        "caller": CALLER,
+        "called": CALLED,
+        "started_at": "2025-11-24T15:00:00Z",
+        "started_ms": int((NOW - 600) * 1000),
+        "answered_at": None,
+        "ended_at": None,
+        "status": "answered",
+        "duration": 95,
+        "billsec": 80,
+        "recording_url": "https://pbx.example/rec/81723.mp3",
+        "match": "exact",
+        "candidates": 1,
+        "pool": "paid",
+        "sid": "sid-7f3a9c-secretish",
+        "source": "google",
+        "medium": "cpc",
+        "campaign": "spring",
+        "keyword": "plumber kharkiv",
+        "region": "kharkiv",
+        "landing_page": "https://acme.example/?email=a@b.example",
+        "last_page": "https://acme.example/contact?phone=0671234567",
+        "device": "mobile",
+        "time_on_site": 42,
+        "first_time_caller": True,
+        "ga_client_id": "1234567.7654321",
+        "ga_session_id": "1763999000",
+        "value": 25.0,
+        "currency": "UAH",
         "received_ms": int(NOW * 1000),
     }
     rec.update(over)
@@ -52,7 +72,8 @@ def call(**over: Any) -> dict[str, Any]:
 
 def good_payload(**over: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "client_id": "1.2", "timestamp_micros": int((NOW - 60) * 1e6),
+        "client_id": "1.2",
+        "timestamp_micros": int((NOW - 60) * 1e6),
         "events": [{"name": "phone_call", "params": {"session_id": 1, "call_status": "x"}}],
     }
     payload.update(over)
@@ -70,19 +91,22 @@ def test_a_good_body_has_no_messages() -> None:
     assert ga4.validate(good_payload(), now_s=NOW) == []
 
 
-@pytest.mark.parametrize(("name", "code"), [
-    ("a" * 41, "VALUE_OUT_OF_BOUNDS"),
-    ("1call", "NAME_INVALID"),
-    ("phone-call", "NAME_INVALID"),
-    ("phone call", "NAME_INVALID"),
-    ("session_start", "NAME_RESERVED"),
-    ("first_visit", "NAME_RESERVED"),
-    ("google_call", "NAME_RESERVED"),
-    ("ga_call", "NAME_RESERVED"),
-    ("firebase_call", "NAME_RESERVED"),
-    ("_call", "NAME_RESERVED"),
-    ("", "VALUE_REQUIRED"),
-])
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("a" * 41, "VALUE_OUT_OF_BOUNDS"),
+        ("1call", "NAME_INVALID"),
+        ("phone-call", "NAME_INVALID"),
+        ("phone call", "NAME_INVALID"),
+        ("session_start", "NAME_RESERVED"),
+        ("first_visit", "NAME_RESERVED"),
+        ("google_call", "NAME_RESERVED"),
+        ("ga_call", "NAME_RESERVED"),
+        ("firebase_call", "NAME_RESERVED"),
+        ("_call", "NAME_RESERVED"),
+        ("", "VALUE_REQUIRED"),
+    ],
+)
 def test_event_names(name: str, code: str) -> None:
     payload = good_payload(events=[{"name": name, "params": {}}])
     assert code in codes(payload)
@@ -93,28 +117,32 @@ def test_forty_character_names_pass() -> None:
     assert ga4.validate(payload, now_s=NOW) == []
 
 
-@pytest.mark.parametrize(("params", "code"), [
-    ({"p" * 41: 1}, "VALUE_OUT_OF_BOUNDS"),
-    ({"google_x": 1}, "NAME_RESERVED"),
-    ({"ga_x": 1}, "NAME_RESERVED"),
-    ({"firebase_x": 1}, "NAME_RESERVED"),
-    ({"firebase_conversion": 1}, "NAME_RESERVED"),
-    ({"9x": 1}, "NAME_INVALID"),
-    ({"x": "v" * 101}, "VALUE_OUT_OF_BOUNDS"),
-    ({"x": {"nested": 1}}, "VALUE_INVALID"),
-    ({"x": None}, "VALUE_INVALID"),
-    ({"x": True}, "VALUE_INVALID"),
-    ({f"p{i}": i for i in range(26)}, "EXCEEDED_MAX_ENTITIES"),
-    ({"value": 3.5}, "VALUE_REQUIRED"),  # value without currency
-])
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"p" * 41: 1}, "VALUE_OUT_OF_BOUNDS"),
+        ({"google_x": 1}, "NAME_RESERVED"),
+        ({"ga_x": 1}, "NAME_RESERVED"),
+        ({"firebase_x": 1}, "NAME_RESERVED"),
+        ({"firebase_conversion": 1}, "NAME_RESERVED"),
+        ({"9x": 1}, "NAME_INVALID"),
+        ({"x": "v" * 101}, "VALUE_OUT_OF_BOUNDS"),
+        ({"x": {"nested": 1}}, "VALUE_INVALID"),
+        ({"x": None}, "VALUE_INVALID"),
+        ({"x": True}, "VALUE_INVALID"),
+        ({f"p{i}": i for i in range(26)}, "EXCEEDED_MAX_ENTITIES"),
+        ({"value": 3.5}, "VALUE_REQUIRED"),  # value without currency
+    ],
+)
 def test_params(params: dict[str, Any], code: str) -> None:
     assert code in codes(good_payload(events=[{"name": "ok", "params": params}]))
 
 
 def test_twenty_five_params_and_events_pass_twenty_six_do_not() -> None:
     params = {f"p{i}": i for i in range(25)}
-    assert ga4.validate(good_payload(events=[{"name": "ok", "params": params}] * 25),
-                        now_s=NOW) == []
+    assert (
+        ga4.validate(good_payload(events=[{"name": "ok", "params": params}] * 25), now_s=NOW) == []
+    )
     assert "EXCEEDED_MAX_ENTITIES" in codes(good_payload(events=[{"name": "ok"}] * 26))
 
 
@@ -142,10 +170,10 @@ def test_payload_size() -> None:
 def test_timestamp_window() -> None:
     limit = ga4.LIMITS.max_age_s
     assert codes(good_payload(timestamp_micros=int((NOW - limit + 5) * 1e6))) == []
-    assert "VALUE_OUT_OF_BOUNDS" in codes(good_payload(timestamp_micros=int((NOW - limit - 5)
-                                                                            * 1e6)))
-    assert "VALUE_OUT_OF_BOUNDS" in codes(good_payload(timestamp_micros=int((NOW + 3600)
-                                                                            * 1e6)))
+    assert "VALUE_OUT_OF_BOUNDS" in codes(
+        good_payload(timestamp_micros=int((NOW - limit - 5) * 1e6))
+    )
+    assert "VALUE_OUT_OF_BOUNDS" in codes(good_payload(timestamp_micros=int((NOW + 3600) * 1e6)))
     assert "VALUE_INVALID" in codes(good_payload(timestamp_micros="123"))
     event_ts = [{"name": "ok", "timestamp_micros": int((NOW - limit - 5) * 1e6)}]
     assert "VALUE_OUT_OF_BOUNDS" in codes(good_payload(events=event_ts))
@@ -185,17 +213,29 @@ def test_call_event_puts_the_call_in_the_visitors_session() -> None:
     assert p["call_duration"] == 80  # talk time of an answered call
     assert p["first_time_caller"] == "yes"
     assert p["tracking_pool"] == "paid"
-    assert (p["call_source"], p["call_medium"], p["call_campaign"]) == ("google", "cpc",
-                                                                          "spring")
+    assert (p["call_source"], p["call_medium"], p["call_campaign"]) == ("google", "cpc", "spring")
     assert (p["value"], p["currency"]) == (25.0, "UAH")
     assert "non_personalized_ads" not in body
     assert ga4.validate(body, now_s=NOW) == []
 
 
 def test_call_event_optional_parts() -> None:
-    body = ga4.call_event(call(status="missed", billsec=0, duration=30, ga_session_id="",
-                               source="", medium="", campaign="", value=None,
-                               currency=None, first_time_caller=False), site(), NOW)
+    body = ga4.call_event(
+        call(
+            status="missed",
+            billsec=0,
+            duration=30,
+            ga_session_id="",
+            source="",
+            medium="",
+            campaign="",
+            value=None,
+            currency=None,
+            first_time_caller=False,
+        ),
+        site(),
+        NOW,
+    )
     p = body["events"][0]["params"]
     assert "session_id" not in p and "value" not in p and "currency" not in p
     assert "call_source" not in p and "call_campaign" not in p
@@ -204,14 +244,26 @@ def test_call_event_optional_parts() -> None:
 
 def test_call_event_carries_no_personal_data() -> None:
     text = json.dumps(ga4.call_event(call(), site(), NOW))
-    for secret in ("380671234567", "0671234567", "380577000011", "sid-7f3a9c",
-                   "pbx.example", "rec/81723", "acme.example", "email", "phone=", "@",
-                   "plumber", "pbx-1"):
+    for secret in (
+        "380671234567",
+        "0671234567",
+        "380577000011",
+        "sid-7f3a9c",
+        "pbx.example",
+        "rec/81723",
+        "acme.example",
+        "email",
+        "phone=",
+        "@",
+        "plumber",
+        "pbx-1",
+    ):
         assert secret not in text, secret
 
 
-@pytest.mark.parametrize("campaign", ["call +380 67 123 45 67", "me@example.com",
-                                      "vip_0671234567", "x+380671234567"])
+@pytest.mark.parametrize(
+    "campaign", ["call +380 67 123 45 67", "me@example.com", "vip_0671234567", "x+380671234567"]
+)
 def test_campaign_values_that_look_personal_are_dropped(campaign: str) -> None:
     p = ga4.call_event(call(campaign=campaign), site(), NOW)["events"][0]["params"]
     assert "call_campaign" not in p
@@ -219,20 +271,32 @@ def test_campaign_values_that_look_personal_are_dropped(campaign: str) -> None:
 
 
 def test_campaign_ids_and_dates_are_kept() -> None:
-    p = ga4.call_event(call(campaign="2025-11-24_sale_98765432109"), site(),
-                       NOW)["events"][0]["params"]
+    p = ga4.call_event(call(campaign="2025-11-24_sale_98765432109"), site(), NOW)["events"][0][
+        "params"
+    ]
     assert p["call_campaign"] == "2025-11-24_sale_98765432109"
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(source=st.text(max_size=300), campaign=st.text(max_size=300),
-       medium=st.text(max_size=50), pool=st.text(max_size=120),
-       session=st.text(alphabet="0123456789.", max_size=30),
-       caller=st.from_regex(r"\+380[0-9]{9}", fullmatch=True))
+@given(
+    source=st.text(max_size=300),
+    campaign=st.text(max_size=300),
+    medium=st.text(max_size=50),
+    pool=st.text(max_size=120),
+    session=st.text(alphabet="0123456789.", max_size=30),
+    caller=st.from_regex(r"\+380[0-9]{9}", fullmatch=True),
+)
 def test_any_record_builds_a_valid_event_without_the_callers_number(
-        source: str, campaign: str, medium: str, pool: str, session: str, caller: str) -> None:
-    rec = call(source=source, campaign=campaign, medium=medium, pool=pool,
-               ga_session_id=session, caller=caller)
+    source: str, campaign: str, medium: str, pool: str, session: str, caller: str
+) -> None:
+    rec = call(
+        source=source,
+        campaign=campaign,
+        medium=medium,
+        pool=pool,
+        ga_session_id=session,
+        caller=caller,
+    )
     body = ga4.call_event(rec, site(), NOW)
     assert ga4.validate(body, now_s=NOW) == []
     text = json.dumps(body, ensure_ascii=False)
@@ -281,10 +345,14 @@ def test_conversion_event() -> None:
 
 
 def test_debug_endpoint_derivation() -> None:
-    assert ga4.debug_endpoint("https://www.google-analytics.com/mp/collect") == \
-        "https://www.google-analytics.com/debug/mp/collect"
-    assert ga4.debug_endpoint("http://127.0.0.1:9/x/mp/collect/") == \
-        "http://127.0.0.1:9/x/debug/mp/collect"
+    assert (
+        ga4.debug_endpoint("https://www.google-analytics.com/mp/collect")
+        == "https://www.google-analytics.com/debug/mp/collect"
+    )
+    assert (
+        ga4.debug_endpoint("http://127.0.0.1:9/x/mp/collect/")
+        == "http://127.0.0.1:9/x/debug/mp/collect"
+    )
     with pytest.raises(ValueError, match="mp/collect"):
         ga4.debug_endpoint("http://127.0.0.1:9/collect")
 
@@ -344,8 +412,9 @@ async def test_send_delivers_and_classifies_failures(standin: Standin) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_secret_is_never_logged(standin: Standin,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_secret_is_never_logged(
+    standin: Standin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     async with httpx.AsyncClient(timeout=0.5) as http:
         sender = ga4.Sender(http, standin.url)
@@ -367,21 +436,27 @@ async def test_standin_treats_bad_bodies_like_google(standin: Standin) -> None:
         # a body GA would drop still gets a 2xx from /mp/collect, and is recorded rejected
         bad = good_payload(events=[{"name": "session_start"}], timestamp_micros=None)
         del bad["timestamp_micros"]
-        resp = await http.post(standin.url, json=bad,
-                               params={"measurement_id": "G-ACME123", "api_secret": SECRET})
+        resp = await http.post(
+            standin.url, json=bad, params={"measurement_id": "G-ACME123", "api_secret": SECRET}
+        )
         assert resp.status_code == 204
         [rejected] = standin.rejected
         assert any("NAME_RESERVED" in m for m in rejected.reasons)
         # a wrong secret is also silently dropped
-        resp = await http.post(standin.url, json=fresh_body(),
-                               params={"measurement_id": "G-ACME123", "api_secret": "nope"})
+        resp = await http.post(
+            standin.url,
+            json=fresh_body(),
+            params={"measurement_id": "G-ACME123", "api_secret": "nope"},
+        )
         assert resp.status_code == 204
         assert any("api_secret" in m for m in standin.rejected[-1].reasons)
         # over 130 kB is refused at the door
-        huge = b'{"client_id":"1.2","events":[{"name":"x","params":{"p":"' + b"x" * 140_000 + \
-            b'"}}]}'
-        resp = await http.post(standin.url, content=huge,
-                               params={"measurement_id": "G-ACME123", "api_secret": SECRET})
+        huge = (
+            b'{"client_id":"1.2","events":[{"name":"x","params":{"p":"' + b"x" * 140_000 + b'"}}]}'
+        )
+        resp = await http.post(
+            standin.url, content=huge, params={"measurement_id": "G-ACME123", "api_secret": SECRET}
+        )
         assert resp.status_code == 413
         assert standin.accepted == []
 

@@ -16,7 +16,7 @@ from attribution.matcher import Matcher
 
 pytestmark = pytest.mark.anyio
 
-T0 = 1_800_000_000_000          # ms
+T0 = 1_800_000_000_000  # ms
 MIN = 60_000
 
 
@@ -34,16 +34,42 @@ class World:
         return self.site.pool(pid)
 
     async def lease(self, pid: str, sid: str, at: int) -> str:
-        await self.r.hset(self.keys.session(sid), mapping={
-            "site": "acme", "source": "google", "medium": "cpc", "campaign": f"c-{sid}",
-            "first_seen": at, "last_seen": at, "ga_client_id": "111.222",
-            "landing_page": "https://acme.example/?utm_medium=cpc"})
+        await self.r.hset(
+            self.keys.session(sid),
+            mapping={
+                "site": "acme",
+                "source": "google",
+                "medium": "cpc",
+                "campaign": f"c-{sid}",
+                "first_seen": at,
+                "last_seen": at,
+                "ga_client_id": "111.222",
+                "landing_page": "https://acme.example/?utm_medium=cpc",
+            },
+        )
         return (await self.alloc.lease(self.site, self.pool(pid), sid, at)).number
 
-    async def call(self, called: str, at: int, caller: str = "+380671112233",
-                   call_id: str = "c1", status: str = "answered") -> dict[str, Any]:
-        cdr = Cdr(call_id, "inbound", caller, called, at / 1000, at / 1000 + 5,
-                  at / 1000 + 65, status, 65, 60, None)
+    async def call(
+        self,
+        called: str,
+        at: int,
+        caller: str = "+380671112233",
+        call_id: str = "c1",
+        status: str = "answered",
+    ) -> dict[str, Any]:
+        cdr = Cdr(
+            call_id,
+            "inbound",
+            caller,
+            called,
+            at / 1000,
+            at / 1000 + 5,
+            at / 1000 + 65,
+            status,
+            65,
+            60,
+            None,
+        )
         (answer,) = await self.log.ingest(self.site, [self.log.prepare(self.site, cdr)])
         return answer
 
@@ -71,17 +97,18 @@ async def test_late_cdr_matches_across_a_reuse_of_the_number(world: World) -> No
 
 
 async def test_a_call_shortly_after_the_hold_still_matches_when_the_number_rested(
-        world: World) -> None:
+    world: World,
+) -> None:
     number = await world.lease("paid", "v", T0)
-    ans = await world.call(number, T0 + 20 * MIN)          # hold ended at 15 min
+    ans = await world.call(number, T0 + 20 * MIN)  # hold ended at 15 min
     assert (ans["match"], ans["sid"]) == ("exact", "v")
-    gone = await world.call(number, T0 + 31 * MIN, call_id="c2")   # past the grace
+    gone = await world.call(number, T0 + 31 * MIN, call_id="c2")  # past the grace
     assert gone["match"] == "unattributed"
 
 
 async def test_shared_number_prefers_the_callers_earlier_session(world: World) -> None:
     numbers = [await world.lease("paid", f"s{i}", T0 + i) for i in range(3)]
-    shared = await world.lease("paid", "s3", T0 + 10)       # pool exhausted: shares s0's
+    shared = await world.lease("paid", "s3", T0 + 10)  # pool exhausted: shares s0's
     assert shared == numbers[0]
     caller = "+380671234567"
     first = await world.call(shared, T0 + MIN, caller=caller, call_id="x1")
@@ -90,9 +117,9 @@ async def test_shared_number_prefers_the_callers_earlier_session(world: World) -
     assert first["sid"] == "s3"
     await world.r.hset(world.keys.session("s0"), "last_seen", T0 + 2 * MIN)
     again = await world.call(shared, T0 + 3 * MIN, caller=caller, call_id="x2")
-    assert again["sid"] == "s3"          # this caller called from s3 before
+    assert again["sid"] == "s3"  # this caller called from s3 before
     other = await world.call(shared, T0 + 3 * MIN, caller="+380501111111", call_id="x3")
-    assert other["sid"] == "s0"          # a new caller: the latest activity before the call
+    assert other["sid"] == "s0"  # a new caller: the latest activity before the call
 
 
 async def test_static_number_attributes_to_its_channel(world: World) -> None:
@@ -105,8 +132,7 @@ async def test_own_number_and_unknown_numbers_are_unattributed(world: World) -> 
     assert (await world.call("+380449999999", T0, call_id="u2"))["match"] == "unattributed"
 
 
-async def test_retried_cdr_returns_the_first_answer_and_stores_nothing_new(
-        world: World) -> None:
+async def test_retried_cdr_returns_the_first_answer_and_stores_nothing_new(world: World) -> None:
     number = await world.lease("paid", "v", T0)
     first = await world.call(number, T0 + MIN)
     assert first["first_time_caller"] is True
@@ -124,17 +150,28 @@ async def test_missed_call_is_unanswered_until_returned(world: World) -> None:
     caller = "+380671112244"
     await world.call("+380577000000", T0, caller=caller, call_id="m1", status="missed")
     assert await world.r.zscore(world.keys.unanswered("acme"), caller) == T0
-    outbound = Cdr("o1", "outbound", "+380577000000", caller, (T0 + MIN) / 1000, None, None,
-                   "missed", 0, 0, None)
+    outbound = Cdr(
+        "o1",
+        "outbound",
+        "+380577000000",
+        caller,
+        (T0 + MIN) / 1000,
+        None,
+        None,
+        "missed",
+        0,
+        0,
+        None,
+    )
     await world.log.ingest(world.site, [world.log.prepare(world.site, outbound)])
     assert await world.r.zscore(world.keys.unanswered("acme"), caller) is None
 
 
-async def test_an_answered_row_upgrades_a_missed_row_with_the_same_call_id(
-        world: World) -> None:
+async def test_an_answered_row_upgrades_a_missed_row_with_the_same_call_id(world: World) -> None:
     caller = "+380671112255"
-    missed = await world.call("+380577000000", T0, caller=caller, call_id="ring-all",
-                              status="missed")
+    missed = await world.call(
+        "+380577000000", T0, caller=caller, call_id="ring-all", status="missed"
+    )
     assert missed["call_id"] == "ring-all"
     assert await world.r.zscore(world.keys.unanswered("acme"), caller) == T0
     await world.call("+380577000000", T0, caller=caller, call_id="ring-all")

@@ -31,8 +31,14 @@ from attribution.outbox import GROUP, Tuning
 
 SITE = "acme"
 KYIV = ZoneInfo("Europe/Kyiv")
-FAST = Tuning(block_ms=50, min_idle_ms=60_000, claim_every_s=0.1, backoff_base_s=0.02,
-              backoff_cap_s=0.2, error_pause_s=0.05)
+FAST = Tuning(
+    block_ms=50,
+    min_idle_ms=60_000,
+    claim_every_s=0.1,
+    backoff_base_s=0.02,
+    backoff_cap_s=0.2,
+    error_pause_s=0.05,
+)
 RETENTION_MS = 400 * 86_400_000
 
 
@@ -56,19 +62,37 @@ def standin(live: Callable[..., Any]) -> Iterator[Standin]:
 def make_record(n: int, *, started_ms: int | None = None, **over: Any) -> dict[str, Any]:
     started = started_ms if started_ms is not None else int((time.time() - 300) * 1000)
     rec: dict[str, Any] = {
-        "call_id": f"pbx-{n}", "site": SITE, "direction": "inbound",
-        "caller": f"+38067{5550000 + n:07d}", "called": "+380577000011",
+        "call_id": f"pbx-{n}",
+        "site": SITE,
+        "direction": "inbound",
+        "caller": f"+38067{5550000 + n:07d}",
+        "called": "+380577000011",
         "started_at": datetime.fromtimestamp(started / 1000, ZoneInfo("UTC")).isoformat(),
-        "started_ms": started, "answered_at": None, "ended_at": None, "status": "answered",
-        "duration": 60, "billsec": 50,
-        "recording_url": f"https://pbx.example/rec/{n}.mp3", "match": "exact",
-        "candidates": 1, "pool": "paid", "sid": f"sid-{n:04d}-zz9", "source": "google",
-        "medium": "cpc", "campaign": "spring", "keyword": "plumber",
-        "region": "kharkiv", "landing_page": f"https://acme.example/?gclid=x&n={n}",
-        "last_page": "https://acme.example/contact", "device": "mobile",
-        "time_on_site": 30, "first_time_caller": "?",
+        "started_ms": started,
+        "answered_at": None,
+        "ended_at": None,
+        "status": "answered",
+        "duration": 60,
+        "billsec": 50,
+        "recording_url": f"https://pbx.example/rec/{n}.mp3",
+        "match": "exact",
+        "candidates": 1,
+        "pool": "paid",
+        "sid": f"sid-{n:04d}-zz9",
+        "source": "google",
+        "medium": "cpc",
+        "campaign": "spring",
+        "keyword": "plumber",
+        "region": "kharkiv",
+        "landing_page": f"https://acme.example/?gclid=x&n={n}",
+        "last_page": "https://acme.example/contact",
+        "device": "mobile",
+        "time_on_site": 30,
+        "first_time_caller": "?",
         "ga_client_id": f"{1000 + n}.{1700000000 + n}",
-        "ga_session_id": str(1700000000 + n), "value": None, "currency": None,
+        "ga_session_id": str(1700000000 + n),
+        "value": None,
+        "currency": None,
         "received_ms": int(time.time() * 1000),
     }
     rec.update(over)
@@ -93,21 +117,40 @@ async def store(r: Any, keys: Keys, rec: dict[str, Any]) -> None:
     """Store a call exactly as the CDR path does (store_call.lua)."""
     why = not_owed_reason(rec)
     party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
-    await Scripts(r)("store_call", keys.site(rec["site"]), rec["call_id"],
-                     json.dumps(rec, separators=(",", ":")), rec["started_ms"], party,
-                     rec["status"], rec["direction"], "0" if why else "1", RETENTION_MS,
-                     rec["sid"], day_of(rec), rec["match"], why)
+    await Scripts(r)(
+        "store_call",
+        keys.site(rec["site"]),
+        rec["call_id"],
+        json.dumps(rec, separators=(",", ":")),
+        rec["started_ms"],
+        party,
+        rec["status"],
+        rec["direction"],
+        "0" if why else "1",
+        RETENTION_MS,
+        rec["sid"],
+        day_of(rec),
+        rec["match"],
+        why,
+    )
 
 
 @contextlib.asynccontextmanager
-async def running(cfg: Config, r: Any, keys: Keys, standin: Standin,
-                  tuning: Tuning = FAST, name: str | None = None,
-                  clock: Callable[[], float] | None = None) -> AsyncIterator[asyncio.Task[None]]:
+async def running(
+    cfg: Config,
+    r: Any,
+    keys: Keys,
+    standin: Standin,
+    tuning: Tuning = FAST,
+    name: str | None = None,
+    clock: Callable[[], float] | None = None,
+) -> AsyncIterator[asyncio.Task[None]]:
     """A worker task (own HTTP client) until the block ends; stopped gracefully."""
     stop = asyncio.Event()
     if clock is None:
-        task = asyncio.create_task(outbox.run_worker(cfg, r, keys, standin.url, name=name,
-                                                     stop=stop, tuning=tuning))
+        task = asyncio.create_task(
+            outbox.run_worker(cfg, r, keys, standin.url, name=name, stop=stop, tuning=tuning)
+        )
     else:
         task = asyncio.create_task(_clocked(cfg, r, keys, standin, tuning, name, clock, stop))
     try:
@@ -122,11 +165,26 @@ async def running(cfg: Config, r: Any, keys: Keys, standin: Standin,
                 await task
 
 
-async def _clocked(cfg: Config, r: Any, keys: Keys, standin: Standin, tuning: Tuning,
-                   name: str | None, clock: Callable[[], float], stop: asyncio.Event) -> None:
+async def _clocked(
+    cfg: Config,
+    r: Any,
+    keys: Keys,
+    standin: Standin,
+    tuning: Tuning,
+    name: str | None,
+    clock: Callable[[], float],
+    stop: asyncio.Event,
+) -> None:
     async with outbox.http_client() as http:
-        worker = outbox.Worker(cfg, r, keys, outbox.ga4.Sender(http, standin.url), name=name,
-                               tuning=tuning, clock=clock)
+        worker = outbox.Worker(
+            cfg,
+            r,
+            keys,
+            outbox.ga4.Sender(http, standin.url),
+            name=name,
+            tuning=tuning,
+            clock=clock,
+        )
         await worker.run(stop)
 
 
@@ -146,9 +204,11 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str =
 
 async def settled(r: Any, keys: Keys, site: str = SITE) -> bool:
     """Nothing left to do: stream empty, nothing pending, no retry waiting."""
-    return (await r.xlen(keys.outbox(site)) == 0
-            and (await r.xpending(keys.outbox(site), GROUP))["pending"] == 0
-            and await r.zcard(keys.retry(site)) == 0)
+    return (
+        await r.xlen(keys.outbox(site)) == 0
+        and (await r.xpending(keys.outbox(site), GROUP))["pending"] == 0
+        and await r.zcard(keys.retry(site)) == 0
+    )
 
 
 def _text(value: Any) -> str:
@@ -169,8 +229,15 @@ def assert_no_personal_data(standin: Standin, records: list[dict[str, Any]]) -> 
         for rec in records:
             for party in (rec["caller"], rec["called"]):
                 assert party[-9:] not in digits, (party, text)
-            for value in (rec["sid"], rec["recording_url"], rec["landing_page"],
-                          rec["last_page"], rec["call_id"], "pbx.example", "acme.example"):
+            for value in (
+                rec["sid"],
+                rec["recording_url"],
+                rec["landing_page"],
+                rec["last_page"],
+                rec["call_id"],
+                "pbx.example",
+                "acme.example",
+            ):
                 assert value not in text, (value, text)
 
 
@@ -178,8 +245,9 @@ def assert_no_personal_data(standin: Standin, records: list[dict[str, Any]]) -> 
 
 
 @pytest.mark.anyio
-async def test_delivers_a_call_into_the_visitors_session(cfg: Config, r: Any, keys: Keys,
-                                                         standin: Standin) -> None:
+async def test_delivers_a_call_into_the_visitors_session(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     rec = make_record(1, value=25.0, currency="UAH")
     await store(r, keys, rec)
     async with running(cfg, r, keys, standin):
@@ -205,8 +273,9 @@ async def test_delivers_a_call_into_the_visitors_session(cfg: Config, r: Any, ke
 
 
 @pytest.mark.anyio
-async def test_outage_then_recovery_delivers_once(cfg: Config, r: Any, keys: Keys,
-                                                  standin: Standin) -> None:
+async def test_outage_then_recovery_delivers_once(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     standin.fail_next(503, 3)
     rec = make_record(2)
     await store(r, keys, rec)
@@ -221,7 +290,8 @@ async def test_outage_then_recovery_delivers_once(cfg: Config, r: Any, keys: Key
 
 @pytest.mark.anyio
 async def test_retry_waits_durably_in_redis_and_honours_retry_after(
-        cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     standin.fail_next(503, 1, retry_after=5)
     rec = make_record(3)
     t0 = time.time()
@@ -236,8 +306,9 @@ async def test_retry_waits_durably_in_redis_and_honours_retry_after(
     assert due >= (t0 + 5) * 1000  # Retry-After beat the tiny backoff
     assert standin.accepted == []
     # another process, five seconds later, takes it from there
-    async with running(cfg, r, keys, standin, name="another-process",
-                       clock=lambda: time.time() + 6):
+    async with running(
+        cfg, r, keys, standin, name="another-process", clock=lambda: time.time() + 6
+    ):
         await standin.wait_accepted(1)
         await until(lambda: settled(r, keys), what="settled")
     assert len(standin.accepted) == 1
@@ -247,7 +318,8 @@ async def test_retry_waits_durably_in_redis_and_honours_retry_after(
 
 @pytest.mark.anyio
 async def test_entry_of_a_worker_that_died_before_sending_is_reclaimed(
-        cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     rec = make_record(4)
     await store(r, keys, rec)
     stream = keys.outbox(SITE)
@@ -265,13 +337,15 @@ async def test_entry_of_a_worker_that_died_before_sending_is_reclaimed(
 
 @pytest.mark.anyio
 async def test_worker_killed_mid_delivery_then_another_delivers_once(
-        cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     standin.hang_next(1.5)
     rec = make_record(5)
     await store(r, keys, rec)
     stop = asyncio.Event()
-    first = asyncio.create_task(outbox.run_worker(cfg, r, keys, standin.url, name="w1",
-                                                  stop=stop, tuning=FAST))
+    first = asyncio.create_task(
+        outbox.run_worker(cfg, r, keys, standin.url, name="w1", stop=stop, tuning=FAST)
+    )
     await until(lambda: standin.hanging == 1, what="the request to hang")
     first.cancel()  # killed while GA had not answered
     with contextlib.suppress(asyncio.CancelledError):
@@ -279,8 +353,7 @@ async def test_worker_killed_mid_delivery_then_another_delivers_once(
     pending = await r.xpending(keys.outbox(SITE), GROUP)
     assert pending["pending"] == 1
     assert [_text(c["name"]) for c in pending["consumers"]] == ["w1"]
-    async with running(cfg, r, keys, standin, name="w2",
-                       tuning=replace(FAST, min_idle_ms=200)):
+    async with running(cfg, r, keys, standin, name="w2", tuning=replace(FAST, min_idle_ms=200)):
         await standin.wait_accepted(1)
         await until(lambda: settled(r, keys), what="settled")
         await until(lambda: standin.abandoned == 1, what="the killed request to end")
@@ -291,20 +364,20 @@ async def test_worker_killed_mid_delivery_then_another_delivers_once(
 
 @pytest.mark.anyio
 async def test_two_workers_deliver_100_events_exactly_once(
-        cfg: Config, r: Any, keys: Keys, standin: Standin,
-        caplog: pytest.LogCaptureFixture) -> None:
+    cfg: Config, r: Any, keys: Keys, standin: Standin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="callpath.outbox")
     records = [make_record(100 + i) for i in range(100)]
-    async with running(cfg, r, keys, standin, name="a"), \
-            running(cfg, r, keys, standin, name="b"):
+    async with running(cfg, r, keys, standin, name="a"), running(cfg, r, keys, standin, name="b"):
         for rec in records:
             await store(r, keys, rec)
         await standin.wait_accepted(100, timeout=20)
         await until(lambda: settled(r, keys), what="settled")
     seen = Counter(body["client_id"] for _, body in standin.events())
     assert len(seen) == 100 and set(seen.values()) == {1}
-    by_worker = Counter(m.rsplit("worker=", 1)[1] for m in caplog.messages
-                        if "outcome=delivered" in m)
+    by_worker = Counter(
+        m.rsplit("worker=", 1)[1] for m in caplog.messages if "outcome=delivered" in m
+    )
     assert sum(by_worker.values()) == 100
     assert set(by_worker) == {"a", "b"}, by_worker  # both took part
     assert seen.keys() == {rec["ga_client_id"] for rec in records}
@@ -318,22 +391,25 @@ async def test_two_workers_deliver_100_events_exactly_once(
 
 @pytest.mark.anyio
 async def test_counters_stay_exact_when_workers_steal_in_flight_entries(
-        cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     # min idle far below the request time: each worker reclaims the other's entries while
     # they are in flight, the one window where GA may get an event twice
     greedy = replace(FAST, min_idle_ms=1, claim_every_s=0.0)
     standin.hang_next(0.05, 40)
     standin.fail_next(503, 5)
     records = [make_record(200 + i) for i in range(60)]
-    async with running(cfg, r, keys, standin, name="a", tuning=greedy), \
-            running(cfg, r, keys, standin, name="b", tuning=greedy):
+    async with (
+        running(cfg, r, keys, standin, name="a", tuning=greedy),
+        running(cfg, r, keys, standin, name="b", tuning=greedy),
+    ):
         for rec in records:
             await store(r, keys, rec)
-        await until(lambda: _all_sent(r, keys, 60),
-                    timeout=20, what="all delivered")
+        await until(lambda: _all_sent(r, keys, 60), timeout=20, what="all delivered")
         await until(lambda: settled(r, keys), what="settled")
-    assert {body["client_id"] for _, body in standin.events()} == \
-        {rec["ga_client_id"] for rec in records}
+    assert {body["client_id"] for _, body in standin.events()} == {
+        rec["ga_client_id"] for rec in records
+    }
     rows = await report(r, keys, *sorted({day_of(rec) for rec in records}))
     assert sum(row["delivered"] for row in rows) == 60
     assert sum(row["dead"] for row in rows) == 0
@@ -346,8 +422,9 @@ async def _all_sent(r: Any, keys: Keys, n: int) -> bool:
 
 
 @pytest.mark.anyio
-async def test_a_4xx_is_dead_lettered_with_its_reason(cfg: Config, r: Any, keys: Keys,
-                                                      standin: Standin) -> None:
+async def test_a_4xx_is_dead_lettered_with_its_reason(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     standin.fail_next(400, 1)
     rec = make_record(6)
     await store(r, keys, rec)
@@ -364,15 +441,14 @@ async def test_a_4xx_is_dead_lettered_with_its_reason(cfg: Config, r: Any, keys:
 
 
 @pytest.mark.anyio
-async def test_out_of_window_is_dead_lettered_without_sending(cfg: Config, r: Any,
-                                                              keys: Keys,
-                                                              standin: Standin) -> None:
+async def test_out_of_window_is_dead_lettered_without_sending(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     rec = make_record(7, started_ms=int((time.time() - 73 * 3600) * 1000))
     await store(r, keys, rec)
     async with running(cfg, r, keys, standin):
         await until(lambda: r.hexists(keys.dead(SITE), "call:pbx-7"), what="a dead letter")
-    assert json.loads(await r.hget(keys.dead(SITE), "call:pbx-7"))["reason"] == \
-        "outside_window"
+    assert json.loads(await r.hget(keys.dead(SITE), "call:pbx-7"))["reason"] == "outside_window"
     assert standin.requests == 0
     [row] = await report(r, keys, day_of(rec))
     assert row["dead_reasons"] == {"outside_window": 1}
@@ -380,13 +456,20 @@ async def test_out_of_window_is_dead_lettered_without_sending(cfg: Config, r: An
 
 @pytest.mark.anyio
 async def test_an_event_that_leaves_the_window_while_retried_is_dead_lettered(
-        cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     shift = [0.0]
     standin.fail_next(503, 1, retry_after=30)  # the retry cannot come due before the shift
     rec = make_record(8, started_ms=int((time.time() - 71 * 3600) * 1000))
     await store(r, keys, rec)
-    async with running(cfg, r, keys, standin, tuning=replace(FAST, backoff_cap_s=60),
-                       clock=lambda: time.time() + shift[0]):
+    async with running(
+        cfg,
+        r,
+        keys,
+        standin,
+        tuning=replace(FAST, backoff_cap_s=60),
+        clock=lambda: time.time() + shift[0],
+    ):
         await until(lambda: r.zcard(keys.retry(SITE)), what="the retry to be parked")
         shift[0] = 2 * 3600  # two hours pass before the retry comes due
         await until(lambda: r.hexists(keys.dead(SITE), "call:pbx-8"), what="a dead letter")
@@ -399,9 +482,9 @@ async def test_an_event_that_leaves_the_window_while_retried_is_dead_lettered(
 
 
 @pytest.mark.anyio
-async def test_the_ledger_prevents_a_second_send(cfg: Config, r: Any, keys: Keys,
-                                                 standin: Standin,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_ledger_prevents_a_second_send(
+    cfg: Config, r: Any, keys: Keys, standin: Standin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="callpath.outbox")
     rec = make_record(9)
     await store(r, keys, rec)
@@ -418,9 +501,9 @@ async def test_the_ledger_prevents_a_second_send(cfg: Config, r: Any, keys: Keys
 
 
 @pytest.mark.anyio
-async def test_one_log_line_per_job_without_secrets(cfg: Config, r: Any, keys: Keys,
-                                                    standin: Standin,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_one_log_line_per_job_without_secrets(
+    cfg: Config, r: Any, keys: Keys, standin: Standin, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     standin.fail_next(503, 1)
     standin.fail_next(400, 1)
@@ -432,12 +515,20 @@ async def test_one_log_line_per_job_without_secrets(cfg: Config, r: Any, keys: K
         await standin.wait_accepted(1)
         await until(lambda: settled(r, keys), what="settled")
     lines = [m for m in caplog.messages if m.startswith("ga4 site=acme event=")]
-    assert any(re.search(r"event=call:pbx-10 outcome=retry in [\d.]+s \(http_503\) "
-                         r"attempt=1 ms=\d+", m) for m in lines), lines
-    assert any(re.search(r"event=call:pbx-10 outcome=dead: http_400 attempt=2 ms=\d+", m)
-               for m in lines), lines
-    assert any(re.search(r"event=call:pbx-11 outcome=delivered attempt=1 ms=\d+", m)
-               for m in lines), lines
+    assert any(
+        re.search(
+            r"event=call:pbx-10 outcome=retry in [\d.]+s \(http_503\) "
+            r"attempt=1 ms=\d+",
+            m,
+        )
+        for m in lines
+    ), lines
+    assert any(
+        re.search(r"event=call:pbx-10 outcome=dead: http_400 attempt=2 ms=\d+", m) for m in lines
+    ), lines
+    assert any(
+        re.search(r"event=call:pbx-11 outcome=delivered attempt=1 ms=\d+", m) for m in lines
+    ), lines
     assert len(lines) == 3
     everything = "\n".join(rec.getMessage() for rec in caplog.records)
     assert TEST_ENV["ACME_GA4_SECRET"] not in everything
@@ -446,16 +537,22 @@ async def test_one_log_line_per_job_without_secrets(cfg: Config, r: Any, keys: K
 
 
 @pytest.mark.anyio
-async def test_no_personal_data_leaves_in_any_body(cfg: Config, r: Any, keys: Keys,
-                                                   standin: Standin) -> None:
+async def test_no_personal_data_leaves_in_any_body(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     records = [
         make_record(20),
         make_record(21, campaign="call +380 67 555 00 21 now", source="newsletter"),
         make_record(22, campaign="owner@acme.example", status="missed", billsec=0),
         make_record(23, campaign="vip_0675550023", keyword="+380675550023"),
         make_record(24, source="partner-0675550024", value=10.0, currency="UAH"),
-        make_record(25, match="ambiguous", candidates=3, pool="tollfree",
-                    landing_page="https://acme.example/?phone=%2B380675550025"),
+        make_record(
+            25,
+            match="ambiguous",
+            candidates=3,
+            pool="tollfree",
+            landing_page="https://acme.example/?phone=%2B380675550025",
+        ),
     ]
     for rec in records:
         await store(r, keys, rec)
@@ -471,8 +568,9 @@ async def test_no_personal_data_leaves_in_any_body(cfg: Config, r: Any, keys: Ke
 
 
 @pytest.mark.anyio
-async def test_conversions_are_sent_once_per_transaction_id(cfg: Config, r: Any, keys: Keys,
-                                                            standin: Standin) -> None:
+async def test_conversions_are_sent_once_per_transaction_id(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     rec = make_record(30)
     await store(r, keys, rec)
     site = cfg.site(SITE)
@@ -488,15 +586,27 @@ async def test_conversions_are_sent_once_per_transaction_id(cfg: Config, r: Any,
         await standin.wait_accepted(4)
         await until(lambda: settled(r, keys), what="settled")
         # replaying a delivered conversion's entry sends nothing
-        await r.xadd(keys.outbox(SITE), {"kind": "conversion", "id": "pbx-30", "tx": "T-1",
-                                         "value": "1250.5", "currency": "UAH",
-                                         "day": day_of(rec), "at": str(int(time.time() * 1000))})
+        await r.xadd(
+            keys.outbox(SITE),
+            {
+                "kind": "conversion",
+                "id": "pbx-30",
+                "tx": "T-1",
+                "value": "1250.5",
+                "currency": "UAH",
+                "day": day_of(rec),
+                "at": str(int(time.time() * 1000)),
+            },
+        )
         await until(lambda: settled(r, keys), what="the replay settled")
     purchases = [e for e, _ in standin.events() if e["name"] == "purchase"]
     assert sorted(p["params"]["transaction_id"] for p in purchases) == ["T-1", "T-2", "pbx-30"]
     t1 = next(p["params"] for p in purchases if p["params"]["transaction_id"] == "T-1")
-    assert (t1["value"], t1["currency"], t1["session_id"]) == (1250.5, "UAH",
-                                                               int(rec["ga_session_id"]))
+    assert (t1["value"], t1["currency"], t1["session_id"]) == (
+        1250.5,
+        "UAH",
+        int(rec["ga_session_id"]),
+    )
     assert all(body["client_id"] == rec["ga_client_id"] for _, body in standin.events())
     assert await r.hget(keys.tx(SITE), "T-1") == b"pbx-30"
     assert await r.hexists(keys.sent(SITE), "conv:T-1")
@@ -509,8 +619,9 @@ async def test_conversions_are_sent_once_per_transaction_id(cfg: Config, r: Any,
 
 
 @pytest.mark.anyio
-async def test_a_conversion_ga4_cannot_take_is_counted_not_sent(cfg: Config, r: Any,
-                                                                keys: Keys) -> None:
+async def test_a_conversion_ga4_cannot_take_is_counted_not_sent(
+    cfg: Config, r: Any, keys: Keys
+) -> None:
     rec = make_record(31, ga_client_id="", ga_session_id="")
     await store(r, keys, rec)
     site = cfg.site(SITE)
@@ -525,15 +636,15 @@ async def test_a_conversion_ga4_cannot_take_is_counted_not_sent(cfg: Config, r: 
 
 
 @pytest.mark.anyio
-async def test_delivery_report_adds_up(cfg: Config, r: Any, keys: Keys,
-                                       standin: Standin) -> None:
+async def test_delivery_report_adds_up(cfg: Config, r: Any, keys: Keys, standin: Standin) -> None:
     started = int((time.time() - 3600) * 1000)
     delivered = [make_record(40 + i, started_ms=started + i) for i in range(4)]
     dead = make_record(44, started_ms=started + 4)
     not_owed = [
         make_record(45, started_ms=started + 5, ga_client_id="", ga_session_id=""),
-        make_record(46, started_ms=started + 6, match="unattributed", sid="", pool="",
-                    ga_client_id=""),
+        make_record(
+            46, started_ms=started + 6, match="unattributed", sid="", pool="", ga_client_id=""
+        ),
         make_record(47, started_ms=started + 7, direction="outbound"),
     ]
     standin.fail_next(503, 2)
@@ -567,10 +678,12 @@ async def test_delivery_report_adds_up(cfg: Config, r: Any, keys: Keys,
 def test_autoclaim_replies_of_redis_6_and_7() -> None:
     six = [b"0-0", [(b"1-0", {b"kind": b"call", b"id": b"x"}), (b"2-0", None)]]
     seven = [b"3-0", [(b"1-0", {b"kind": b"call", b"id": b"x"})], [b"2-0"]]
-    assert outbox.parse_autoclaim(six) == ("0-0", [("1-0", {"kind": "call", "id": "x"}),
-                                                   ("2-0", None)], [])
-    assert outbox.parse_autoclaim(seven) == ("3-0", [("1-0", {"kind": "call", "id": "x"})],
-                                             ["2-0"])
+    assert outbox.parse_autoclaim(six) == (
+        "0-0",
+        [("1-0", {"kind": "call", "id": "x"}), ("2-0", None)],
+        [],
+    )
+    assert outbox.parse_autoclaim(seven) == ("3-0", [("1-0", {"kind": "call", "id": "x"})], ["2-0"])
     assert outbox.parse_autoclaim([b"0-0", []]) == ("0-0", [], [])
 
 
@@ -583,8 +696,7 @@ async def test_reclaim_on_the_embedded_redis(cfg: Config, r: Any, keys: Keys) ->
     await r.xreadgroup(GROUP, "gone", {stream: ">"}, count=1)
     reply = await r.xautoclaim(stream, GROUP, "me", 0, "0-0", count=10)
     cursor, entries, _ = outbox.parse_autoclaim(reply)
-    assert cursor == "0-0" and entries[0][1] == {"kind": "call", "id": "pbx-50",
-                                                 "day": day_of(rec)}
+    assert cursor == "0-0" and entries[0][1] == {"kind": "call", "id": "pbx-50", "day": day_of(rec)}
 
 
 @given(st.integers(min_value=1, max_value=200), st.floats(0.001, 10), st.floats(0.01, 600))
@@ -599,11 +711,13 @@ def test_consumer_names_are_unique_per_process_start() -> None:
 
 
 @pytest.mark.anyio
-async def test_install_runs_the_worker_only_when_asked(cfg: Config, r: Any, keys: Keys,
-                                                       standin: Standin) -> None:
+async def test_install_runs_the_worker_only_when_asked(
+    cfg: Config, r: Any, keys: Keys, standin: Standin
+) -> None:
     app = SimpleNamespace(state=SimpleNamespace(on_start=[]))
-    svc = SimpleNamespace(config=cfg, redis=r, keys=keys, run_worker=False, http=None,
-                          ga4_endpoint=standin.url)
+    svc = SimpleNamespace(
+        config=cfg, redis=r, keys=keys, run_worker=False, http=None, ga4_endpoint=standin.url
+    )
     outbox.install(app, tuning=FAST)
     [start] = app.state.on_start
     await asyncio.wait_for(start(svc), 1)  # returns at once: no worker wanted
@@ -621,16 +735,15 @@ async def test_install_runs_the_worker_only_when_asked(cfg: Config, r: Any, keys
 
 
 @pytest.mark.anyio
-async def test_the_servers_own_worker_delivers(cfg: Config, r: Any, redis_url: str,
-                                               keys: Keys, standin: Standin,
-                                               live: Callable[..., Any]) -> None:
+async def test_the_servers_own_worker_delivers(
+    cfg: Config, r: Any, redis_url: str, keys: Keys, standin: Standin, live: Callable[..., Any]
+) -> None:
     from attribution.app import create_app
     from attribution.redis_store import client
     from attribution.sessions import Signer
 
     app_redis = client(redis_url)
-    app = create_app(cfg, app_redis, keys=keys, signer=Signer(b"s" * 32),
-                     ga4_endpoint=standin.url)
+    app = create_app(cfg, app_redis, keys=keys, signer=Signer(b"s" * 32), ga4_endpoint=standin.url)
     try:
         with live(app):
             await store(r, keys, make_record(70))
@@ -643,7 +756,9 @@ async def test_the_servers_own_worker_delivers(cfg: Config, r: Any, redis_url: s
 
 # ---------------------------------------------------------------- Redis Cluster
 
-TWO_SITES = BASE_TOML + """
+TWO_SITES = (
+    BASE_TOML
+    + """
 [[site]]
 id = "beta"
 domains = ["beta.example"]
@@ -657,6 +772,7 @@ ga4 = { measurement_id = "G-BETA456", api_secret_env = "BETA_GA4_SECRET" }
   id = "all"
   numbers = ["+380 44 500 00 01", "+380 44 500 00 02"]
 """
+)
 TWO_ENV = {**TEST_ENV, "BETA_API_KEY": "beta-key-0123456789", "BETA_GA4_SECRET": "ga4-beta"}
 
 
@@ -687,19 +803,27 @@ async def test_delivery_on_a_redis_cluster(redis_cluster: Any, live: Callable[..
                 await store(rc, keys, rec)
             assert await outbox.enqueue_conversion(rc, keys, "beta", "pbx-301", 5, "UAH", "B-1")
             s.fail_next(503, 2)
-            async with running(cfg, rc, keys, s, name="c1"), \
-                    running(cfg, rc, keys, s, name="c2"):
+            async with running(cfg, rc, keys, s, name="c1"), running(cfg, rc, keys, s, name="c2"):
                 await s.wait_accepted(21, timeout=20)
                 for site in ("acme", "beta"):
                     await until(lambda site=site: settled(rc, keys, site), what="settled")
             by_mid = Counter(rec.query["measurement_id"] for rec in s.accepted)
             assert by_mid == {"G-ACME123": 10, "G-BETA456": 11}
             assert s.rejected == []
-            assert len({body["client_id"] for event, body in s.events()
-                        if event["name"] == "phone_call"}) == 20
+            assert (
+                len(
+                    {
+                        body["client_id"]
+                        for event, body in s.events()
+                        if event["name"] == "phone_call"
+                    }
+                )
+                == 20
+            )
             for site in ("acme", "beta"):
-                rows = await outbox.delivery_report(rc, keys, site, sorted(
-                    {day_of(rec) for rec in records}))
+                rows = await outbox.delivery_report(
+                    rc, keys, site, sorted({day_of(rec) for rec in records})
+                )
                 assert sum(row["delivered"] for row in rows) == 10
                 assert all(row["pending"] == 0 and row["consistent"] for row in rows)
             s.close()

@@ -31,14 +31,13 @@ def test_embedded_redis_persists_with_aof_across_a_restart(tmp_path: Path) -> No
 def test_a_running_embedded_redis_is_reused_not_restarted(tmp_path: Path) -> None:
     owner = EmbeddedRedis(tmp_path).start()
     other = EmbeddedRedis(tmp_path).start()
-    assert other.process is None            # reused; the first owner keeps it
-    other.stop()                            # stopping a non-owner leaves it running
+    assert other.process is None  # reused; the first owner keeps it
+    other.stop()  # stopping a non-owner leaves it running
     assert redis.Redis(unix_socket_path=str(owner.socket)).ping()
     owner.stop()
 
 
-def test_a_url_skips_the_embedded_server(tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_url_skips_the_embedded_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CALLPATH_REDIS_URL", raising=False)
     url, embedded = resolve("redis://example.invalid:6379/0", tmp_path)
     assert (url, embedded) == ("redis://example.invalid:6379/0", None)
@@ -54,14 +53,33 @@ def test_serve_starts_and_ctrl_c_stops_both(tmp_path: Path) -> None:
     from support import ROOT, free_port
 
     port = free_port()
-    env = os.environ | {"DEMO_API_KEY": "k" * 20, "TEKHNOMARKET_API_KEY": "k" * 20,
-                        "TEKHNOMARKET_GA4_SECRET": "s", "KLINIKA_API_KEY": "k" * 20,
-                        "KLINIKA_GA4_SECRET": "s"}
+    env = os.environ | {
+        "DEMO_API_KEY": "k" * 20,
+        "TEKHNOMARKET_API_KEY": "k" * 20,
+        "TEKHNOMARKET_GA4_SECRET": "s",
+        "KLINIKA_API_KEY": "k" * 20,
+        "KLINIKA_GA4_SECRET": "s",
+    }
     env.pop("CALLPATH_REDIS_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "attribution", "serve", "--config", str(ROOT / "pools.toml"),
-         "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-worker"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        [
+            sys.executable,
+            "-m",
+            "attribution",
+            "serve",
+            "--config",
+            str(ROOT / "pools.toml"),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-worker",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
     assert proc.stdout is not None
     seen = []
     deadline = time.monotonic() + 30

@@ -81,7 +81,7 @@ def test_fallback_shows_the_sites_number_and_loses_those_calls() -> None:
 
 
 def test_a_call_after_lease_and_grace_is_lost_whatever_the_pool() -> None:
-    traffic = traffic_from([0.0], [1.0], [31.0], hold_minutes=15)   # lease to 15, grace 30
+    traffic = traffic_from([0.0], [1.0], [31.0], hold_minutes=15)  # lease to 15, grace 30
     r = replay(traffic, 5)
     assert r.accuracy == 0 and r.expired == 1
     assert traffic.ceiling() == 0
@@ -105,8 +105,9 @@ def test_accuracy_grows_with_the_pool() -> None:
 
 @pytest.mark.parametrize("mode", ["share-oldest", "fallback"])
 def test_no_overflow_from_the_peak_up(mode: str) -> None:
-    traffic = make_traffic(120.0, hold_minutes=10, session_minutes=6, session_dist="lognormal",
-                           seed=5)
+    traffic = make_traffic(
+        120.0, hold_minutes=10, session_minutes=6, session_dist="lognormal", seed=5
+    )
     peak = traffic.peak()
     assert peak > 5
     assert replay(traffic, peak, mode).overflow_visitors == 0
@@ -154,8 +155,21 @@ def test_pool_sizes_are_parsed() -> None:
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--visitors-per-hour", "60", "--numbers", "5,10,30",
-                 "--seed", "4", "--json"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--visitors-per-hour",
+                "60",
+                "--numbers",
+                "5,10,30",
+                "--seed",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert [s["numbers"] for s in doc["sizes"]] == [5, 10, 30]
     assert doc["peak_concurrent"] >= 1 and doc["smallest"] >= 1
@@ -164,17 +178,47 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_table_says_whether_the_configured_pool_is_enough(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = tmp_path / "pools.toml"
     cfg.write_text(BASE_TOML.replace("hold_minutes = 15", "hold_minutes = 10"))
-    assert main(["simulate", "--config", str(cfg), "--site", "acme", "--pool", "paid",
-                 "--visitors-per-hour", "100"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--config",
+                str(cfg),
+                "--site",
+                "acme",
+                "--pool",
+                "paid",
+                "--visitors-per-hour",
+                "100",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "pool acme/paid has 3 numbers" in out and "too small" in out
     assert "hold 10 min" in out and "smallest pool reaching 95.0% accuracy" in out
     assert "model:" in out and "Poisson" in out
-    assert main(["simulate", "--config", str(cfg), "--visitors-per-hour", "0.5",
-                 "--site", "acme", "--pool", "paid", "--json"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--config",
+                str(cfg),
+                "--visitors-per-hour",
+                "0.5",
+                "--site",
+                "acme",
+                "--pool",
+                "paid",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["current"]["numbers"] == 3 and doc["current"]["enough"] is True
 

@@ -33,8 +33,11 @@ def server(redis_url: str, sync_redis: redis.Redis) -> Iterator[LiveServer]:
 
 def start(srv: LiveServer, ua: str = CHROME_UA, **body: Any) -> httpx.Response:
     payload = {"site": "acme", "url": PAID_URL, "referrer": ""} | body
-    return httpx.post(f"{srv.url}/v1/sessions", json=payload,
-                      headers={"User-Agent": ua, "Origin": "https://acme.example"})
+    return httpx.post(
+        f"{srv.url}/v1/sessions",
+        json=payload,
+        headers={"User-Agent": ua, "Origin": "https://acme.example"},
+    )
 
 
 def free_count(r: redis.Redis, pool: str) -> int:
@@ -45,12 +48,16 @@ def test_paid_visitor_gets_a_tracking_number_and_keeps_it(server: LiveServer) ->
     first = start(server)
     assert first.status_code == 200, first.text
     body = first.json()
-    assert body["visit"] | {"device": ""} == {"source": "google", "medium": "cpc",
-                                             "campaign": "spring", "keyword": "",
-                                             "region": "", "device": ""}
+    assert body["visit"] | {"device": ""} == {
+        "source": "google",
+        "medium": "cpc",
+        "campaign": "spring",
+        "keyword": "",
+        "region": "",
+        "device": "",
+    }
     numbers = {n["replace"]: n for n in body["numbers"]}
-    assert numbers["+380577000000"]["number"] in ("+380577000011", "+380577000012",
-                                                  "+380577000013")
+    assert numbers["+380577000000"]["number"] in ("+380577000011", "+380577000012", "+380577000013")
     assert numbers["+380577000000"]["number_national"].startswith("57700001")
     assert numbers["+380800300100"]["number"].startswith("+38080030010")
     assert body["hold_seconds"] == 900
@@ -58,16 +65,19 @@ def test_paid_visitor_gets_a_tracking_number_and_keeps_it(server: LiveServer) ->
     again = start(server, sid=body["sid"], url="https://acme.example/catalog")
     assert again.json()["sid"] == body["sid"]
     assert again.json()["numbers"] == body["numbers"]
-    assert again.json()["visit"]["medium"] == "cpc"      # a direct return keeps the source
+    assert again.json()["visit"]["medium"] == "cpc"  # a direct return keeps the source
 
 
-def test_ping_keeps_the_lease_and_records_the_page(server: LiveServer,
-                                                   sync_redis: redis.Redis) -> None:
+def test_ping_keeps_the_lease_and_records_the_page(
+    server: LiveServer, sync_redis: redis.Redis
+) -> None:
     body = start(server).json()
     sid = body["sid"]
-    ping = httpx.post(f"{server.url}/v1/sessions/{sid}/ping",
-                      content=b'{"url": "https://acme.example/cart", "ga_session_id": "1700000000"}',
-                      headers={"Content-Type": "text/plain", "Origin": "https://acme.example"})
+    ping = httpx.post(
+        f"{server.url}/v1/sessions/{sid}/ping",
+        content=b'{"url": "https://acme.example/cart", "ga_session_id": "1700000000"}',
+        headers={"Content-Type": "text/plain", "Origin": "https://acme.example"},
+    )
     assert ping.status_code == 200, ping.text
     assert ping.json()["numbers"] == body["numbers"]
     record = sync_redis.hgetall(KEYS.session(sid))
@@ -76,8 +86,7 @@ def test_ping_keeps_the_lease_and_records_the_page(server: LiveServer,
     assert record[b"landing_page"] == PAID_URL.encode()
 
 
-def test_bots_see_own_numbers_and_hold_nothing(server: LiveServer,
-                                               sync_redis: redis.Redis) -> None:
+def test_bots_see_own_numbers_and_hold_nothing(server: LiveServer, sync_redis: redis.Redis) -> None:
     before = free_count(sync_redis, "paid")
     body = start(server, ua=GOOGLEBOT_UA).json()
     assert body["sid"] is None
@@ -99,41 +108,52 @@ def test_unknown_site_allocates_nothing(server: LiveServer, sync_redis: redis.Re
     before = free_count(sync_redis, "paid")
     resp = start(server, site="nope")
     assert resp.status_code == 404
-    assert resp.json() == {"error": "not_found", "detail": "no site 'nope' is configured",
-                           "field": "site"}
+    assert resp.json() == {
+        "error": "not_found",
+        "detail": "no site 'nope' is configured",
+        "field": "site",
+    }
     assert free_count(sync_redis, "paid") == before
 
 
 def test_foreign_origin_is_refused(server: LiveServer) -> None:
-    resp = httpx.post(f"{server.url}/v1/sessions", json={"site": "acme", "url": PAID_URL},
-                      headers={"Origin": "https://evil.example", "User-Agent": CHROME_UA})
+    resp = httpx.post(
+        f"{server.url}/v1/sessions",
+        json={"site": "acme", "url": PAID_URL},
+        headers={"Origin": "https://evil.example", "User-Agent": CHROME_UA},
+    )
     assert resp.status_code == 403 and resp.json()["field"] == "origin"
     assert "access-control-allow-origin" not in resp.headers
-    ok = httpx.post(f"{server.url}/v1/sessions", json={"site": "acme", "url": PAID_URL},
-                    headers={"Origin": "http://shop.acme.example:8080", "User-Agent": CHROME_UA})
+    ok = httpx.post(
+        f"{server.url}/v1/sessions",
+        json={"site": "acme", "url": PAID_URL},
+        headers={"Origin": "http://shop.acme.example:8080", "User-Agent": CHROME_UA},
+    )
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize(("body", "field", "status"), [
-    (b"{not json", "body", 400),
-    (b"[1, 2]", "body", 400),
-    (b'{"site": "acme", "url": 5}', "url", 400),
-    (b'{"site": "acme", "ga_client_id": "<script>"}', "ga_client_id", 400),
-    (b'{"url": "https://acme.example/"}', "site", 400),
-    (b'{"site": "acme", "url": "' + b"x" * 70_000 + b'"}', "body", 413),
-])
-def test_bad_bodies_get_a_clear_error(server: LiveServer, body: bytes, field: str,
-                                      status: int) -> None:
-    resp = httpx.post(f"{server.url}/v1/sessions", content=body,
-                      headers={"User-Agent": CHROME_UA})
+@pytest.mark.parametrize(
+    ("body", "field", "status"),
+    [
+        (b"{not json", "body", 400),
+        (b"[1, 2]", "body", 400),
+        (b'{"site": "acme", "url": 5}', "url", 400),
+        (b'{"site": "acme", "ga_client_id": "<script>"}', "ga_client_id", 400),
+        (b'{"url": "https://acme.example/"}', "site", 400),
+        (b'{"site": "acme", "url": "' + b"x" * 70_000 + b'"}', "body", 413),
+    ],
+)
+def test_bad_bodies_get_a_clear_error(
+    server: LiveServer, body: bytes, field: str, status: int
+) -> None:
+    resp = httpx.post(f"{server.url}/v1/sessions", content=body, headers={"User-Agent": CHROME_UA})
     assert resp.status_code == status
     assert resp.json()["field"] == field
     assert set(resp.json()) >= {"error", "detail"}
     assert "Traceback" not in resp.text
 
 
-def test_new_sessions_are_rate_limited_per_address(redis_url: str,
-                                                   sync_redis: redis.Redis) -> None:
+def test_new_sessions_are_rate_limited_per_address(redis_url: str, sync_redis: redis.Redis) -> None:
     cfg = make_config(BASE_TOML + "\n[server]\nsessions_per_minute = 3\n")
     with LiveServer(build_app(redis_url, cfg)) as srv:
         codes = [start(srv).status_code for _ in range(3)]
@@ -153,21 +173,28 @@ def test_health_metrics_and_unknown_routes(server: LiveServer) -> None:
 
 
 def test_region_from_geoip_via_a_trusted_proxy_and_the_site_choice_beats_it(
-        redis_url: str, sync_redis: redis.Redis, tmp_path: Any) -> None:
+    redis_url: str, sync_redis: redis.Redis, tmp_path: Any
+) -> None:
     from mmdb import build_city_mmdb
 
     from attribution.geo import GeoIP
 
-    db = build_city_mmdb(tmp_path / "city.mmdb", {
-        "46.211.0.0/16": {"country": "UA", "subdivisions": ["63"], "city": "Kharkiv"},
-        "93.72.0.0/16": {"country": "UA", "subdivisions": ["30"], "city": "Kyiv"},
-    })
+    db = build_city_mmdb(
+        tmp_path / "city.mmdb",
+        {
+            "46.211.0.0/16": {"country": "UA", "subdivisions": ["63"], "city": "Kharkiv"},
+            "93.72.0.0/16": {"country": "UA", "subdivisions": ["30"], "city": "Kyiv"},
+        },
+    )
     cfg = make_config(BASE_TOML + '\n[server]\ntrusted_proxies = ["127.0.0.0/8"]\n')
     with LiveServer(build_app(redis_url, cfg, geoip=GeoIP(db))) as srv:
+
         def region_of(xff: str, **body: Any) -> dict[str, Any]:
-            resp = httpx.post(f"{srv.url}/v1/sessions", headers={
-                "User-Agent": CHROME_UA, "X-Forwarded-For": xff},
-                json={"site": "acme", "url": PAID_URL} | body)
+            resp = httpx.post(
+                f"{srv.url}/v1/sessions",
+                headers={"User-Agent": CHROME_UA, "X-Forwarded-For": xff},
+                json={"site": "acme", "url": PAID_URL} | body,
+            )
             assert resp.status_code == 200, resp.text
             out: dict[str, Any] = resp.json()
             return out
@@ -175,14 +202,16 @@ def test_region_from_geoip_via_a_trusted_proxy_and_the_site_choice_beats_it(
         kharkiv = region_of("46.211.10.7")
         assert kharkiv["visit"]["region"] == "kharkiv"
         assert kharkiv["numbers"][0]["number"] in ("+380577000001", "+380577000002")
-        assert region_of("93.72.5.9")["visit"]["region"] == ""      # Kyiv: no such region
-        assert region_of("10.0.0.1")["visit"]["region"] == ""         # private: no region
+        assert region_of("93.72.5.9")["visit"]["region"] == ""  # Kyiv: no such region
+        assert region_of("10.0.0.1")["visit"]["region"] == ""  # private: no region
         # the site's own picker beats GeoIP
         chosen = region_of("93.72.5.9", region="kharkiv")
         assert chosen["visit"]["region"] == "kharkiv"
     # an untrusted peer's X-Forwarded-For is ignored
     with LiveServer(build_app(redis_url, make_config(), geoip=GeoIP(db))) as srv:
-        resp = httpx.post(f"{srv.url}/v1/sessions", headers={
-            "User-Agent": CHROME_UA, "X-Forwarded-For": "46.211.10.7"},
-            json={"site": "acme", "url": PAID_URL})
+        resp = httpx.post(
+            f"{srv.url}/v1/sessions",
+            headers={"User-Agent": CHROME_UA, "X-Forwarded-For": "46.211.10.7"},
+            json={"site": "acme", "url": PAID_URL},
+        )
         assert resp.json()["visit"]["region"] == ""

@@ -73,8 +73,9 @@ def parse_record(value: Any, ctx: ParseContext, fmt: str | None = None) -> Resul
     if isinstance(value, CdrError):  # a record the reader could not even decode
         return value
     try:
-        if fmt == "freeswitch-json" or (fmt is None and isinstance(value, dict)
-                                        and "variables" in value):
+        if fmt == "freeswitch-json" or (
+            fmt is None and isinstance(value, dict) and "variables" in value
+        ):
             return parse_freeswitch(value, ctx)
         if fmt == "twilio":
             if not isinstance(value, Mapping):
@@ -100,8 +101,9 @@ def _decode_json_text(body: bytes) -> str:
         raise CdrError("body", f"not UTF-8 (byte {exc.start})") from None
 
 
-def parse(body: bytes, content_type: str, ctx: ParseContext,
-          fmt: str | None = None) -> list[Cdr | CdrError]:
+def parse(
+    body: bytes, content_type: str, ctx: ParseContext, fmt: str | None = None
+) -> list[Cdr | CdrError]:
     """A request body → one :class:`Cdr` or :class:`CdrError` per record, in order.
 
     ``fmt`` forces a format; otherwise :func:`detect_format` decides.  Raises
@@ -185,8 +187,9 @@ class _Prefixed(io.RawIOBase):
         return n
 
 
-def iter_file(source: str | os.PathLike[str] | IO[bytes], ctx: ParseContext,
-              fmt: str | None = None) -> Iterator[tuple[int, Cdr | CdrError]]:
+def iter_file(
+    source: str | os.PathLike[str] | IO[bytes], ctx: ParseContext, fmt: str | None = None
+) -> Iterator[tuple[int, Cdr | CdrError]]:
     """Streams a CDR file: ``(number, Cdr | CdrError)`` per record, in file order.
 
     ``number`` is the line where the record starts for CSV and JSON lines, and the
@@ -202,18 +205,20 @@ def iter_file(source: str | os.PathLike[str] | IO[bytes], ctx: ParseContext,
             yield from _iter_handle(fh, ctx, fmt, path.suffix)
     else:
         name = getattr(source, "name", "")
-        yield from _iter_handle(source, ctx, fmt, Path(name).suffix if isinstance(name, str)
-                                else "")
+        yield from _iter_handle(
+            source, ctx, fmt, Path(name).suffix if isinstance(name, str) else ""
+        )
 
 
-def _iter_handle(fh: IO[bytes], ctx: ParseContext, fmt: str | None,
-                 suffix: str) -> Iterator[tuple[int, Result]]:
+def _iter_handle(
+    fh: IO[bytes], ctx: ParseContext, fmt: str | None, suffix: str
+) -> Iterator[tuple[int, Result]]:
     head = fh.read(65536)
     if not isinstance(head, bytes | bytearray):
         raise TypeError("iter_file needs a path or a file opened in binary mode")
     head = bytes(head)
     if head.startswith(_BOM):
-        head = head[len(_BOM):]
+        head = head[len(_BOM) :]
     kind = fmt or file_format(suffix, head)
     raw = io.BufferedReader(_Prefixed(head, fh), buffer_size=_CHUNK)
     json_like = head.lstrip()[:1] in (b"{", b"[")
@@ -245,8 +250,9 @@ def _reader(raw: IO[bytes]) -> Callable[[], str]:
     return read
 
 
-def _iter_records(values: Iterable[tuple[int, Any]], ctx: ParseContext,
-                  fmt: str | None) -> Iterator[tuple[int, Result]]:
+def _iter_records(
+    values: Iterable[tuple[int, Any]], ctx: ParseContext, fmt: str | None
+) -> Iterator[tuple[int, Result]]:
     for n, value in values:
         yield n, parse_record(value, ctx, fmt)
 
@@ -254,8 +260,9 @@ def _iter_records(values: Iterable[tuple[int, Any]], ctx: ParseContext,
 _WS = frozenset(" \t\r\n")
 
 
-def _iter_json(read: Callable[[], str],
-               hook: Callable[..., Any] | None) -> Iterator[tuple[int, Any]]:
+def _iter_json(
+    read: Callable[[], str], hook: Callable[..., Any] | None
+) -> Iterator[tuple[int, Any]]:
     """Records of a JSON text read in chunks, each ``(number, value)``.
 
     A top-level array yields its elements (numbered 1, 2, …); otherwise a sequence of
@@ -360,7 +367,7 @@ def _iter_json(read: Callable[[], str],
                 line += 1
                 if pos >= len(buf) and not more():
                     return
-                if buf[pos:pos + 1] in ("{", "["):
+                if buf[pos : pos + 1] in ("{", "["):
                     break
             continue
         line += breaks

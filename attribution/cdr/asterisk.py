@@ -60,9 +60,24 @@ from .record import (
     make,
 )
 
-BASE_COLUMNS = ("accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel",
-                "lastapp", "lastdata", "start", "answer", "end", "duration", "billsec",
-                "disposition", "amaflags")
+BASE_COLUMNS = (
+    "accountcode",
+    "src",
+    "dst",
+    "dcontext",
+    "clid",
+    "channel",
+    "dstchannel",
+    "lastapp",
+    "lastdata",
+    "start",
+    "answer",
+    "end",
+    "duration",
+    "billsec",
+    "disposition",
+    "amaflags",
+)
 NEW_COLUMNS = ("peeraccount", "linkedid", "sequence")
 
 DISPOSITIONS = {
@@ -74,8 +89,15 @@ DISPOSITIONS = {
 }
 
 # Header names other tools use for the same cdr fields.
-_ALIASES = {"calldate": "start", "callerid": "clid", "source": "src", "destination": "dst",
-            "answertime": "answer", "endtime": "end", "starttime": "start"}
+_ALIASES = {
+    "calldate": "start",
+    "callerid": "clid",
+    "source": "src",
+    "destination": "dst",
+    "answertime": "answer",
+    "endtime": "end",
+    "starttime": "start",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +126,23 @@ def _columns(names: Sequence[str]) -> AsteriskColumns:
     for i, name in enumerate(names):
         index.setdefault(name, i)
     g = index.get
-    return AsteriskColumns(tuple(names), index, max(index.values(), default=-1) + 1,
-                           g("src", -1), g("dst", -1), g("dcontext", -1), g("clid", -1),
-                           g("channel", -1), g("start", -1), g("answer", -1), g("end", -1),
-                           g("duration", -1), g("billsec", -1), g("disposition", -1),
-                           g("uniqueid", -1))
+    return AsteriskColumns(
+        tuple(names),
+        index,
+        max(index.values(), default=-1) + 1,
+        g("src", -1),
+        g("dst", -1),
+        g("dcontext", -1),
+        g("clid", -1),
+        g("channel", -1),
+        g("start", -1),
+        g("answer", -1),
+        g("end", -1),
+        g("duration", -1),
+        g("billsec", -1),
+        g("disposition", -1),
+        g("uniqueid", -1),
+    )
 
 
 def _standard_layouts() -> dict[int, tuple[AsteriskColumns, AsteriskColumns]]:
@@ -174,8 +208,12 @@ def _hour_offset(tz: ZoneInfo, hour: int) -> int | None:
     change (gap or fold) touches that hour and each time must be looked at alone."""
     first = _NAIVE_EPOCH + timedelta(hours=hour)
     last = first + timedelta(minutes=59, seconds=59)
-    offsets = {tz.utcoffset(first), tz.utcoffset(first.replace(fold=1)),
-               tz.utcoffset(last), tz.utcoffset(last.replace(fold=1))}
+    offsets = {
+        tz.utcoffset(first),
+        tz.utcoffset(first.replace(fold=1)),
+        tz.utcoffset(last),
+        tz.utcoffset(last.replace(fold=1)),
+    }
     if len(offsets) != 1:
         return None
     (off,) = offsets
@@ -206,8 +244,14 @@ def local_time(text: str, tz: ZoneInfo, field: str) -> tuple[float, float | None
     """
     if len(text) != 19:
         text = text.strip()
-    if (len(text) != 19 or text[4] != "-" or text[7] != "-" or text[13] != ":"
-            or text[16] != ":" or text[10] not in " T"):
+    if (
+        len(text) != 19
+        or text[4] != "-"
+        or text[7] != "-"
+        or text[13] != ":"
+        or text[16] != ":"
+        or text[10] not in " T"
+    ):
         raise CdrError(field, f"{text!r} is not a 'YYYY-MM-DD HH:MM:SS' time")
     try:
         days = _days(text[:10])
@@ -228,9 +272,13 @@ def local_time(text: str, tz: ZoneInfo, field: str) -> tuple[float, float | None
     return out
 
 
-def _resolve(starts: tuple[float, float | None], answers: tuple[float, float | None] | None,
-             ends: tuple[float, float | None] | None, duration: int | None,
-             billsec: int | None) -> tuple[float, float | None, float | None]:
+def _resolve(
+    starts: tuple[float, float | None],
+    answers: tuple[float, float | None] | None,
+    ends: tuple[float, float | None] | None,
+    duration: int | None,
+    billsec: int | None,
+) -> tuple[float, float | None, float | None]:
     """Picks the readings of ambiguous local times that fit duration/billsec best."""
     s_opts = [v for v in starts if v is not None]
     a_opts: list[float | None] = [v for v in answers if v is not None] if answers else [None]
@@ -256,6 +304,7 @@ def _resolve(starts: tuple[float, float | None], answers: tuple[float, float | N
 
 
 # ------------------------------------------------------------------ rows
+
 
 @lru_cache(maxsize=4096)
 def _outbound_context(dcontext: str) -> bool:
@@ -283,8 +332,9 @@ def _synthetic_id(src: str, dst: str, start: str, channel: str) -> str:
     return "ast-" + hashlib.blake2b(key, digest_size=12).hexdigest()
 
 
-def parse_asterisk_row(row: Sequence[str], ctx: ParseContext,
-                       columns: AsteriskColumns | None = None) -> Cdr:
+def parse_asterisk_row(
+    row: Sequence[str], ctx: ParseContext, columns: AsteriskColumns | None = None
+) -> Cdr:
     """One ``cdr_csv`` row → :class:`Cdr`; errors name the cdr_csv column.
 
     ``columns`` is the layout given by a header row; without it the standard
@@ -297,8 +347,9 @@ def parse_asterisk_row(row: Sequence[str], ctx: ParseContext,
     raw_disp = row[cols.disposition]
     status = DISPOSITIONS.get(raw_disp) or DISPOSITIONS.get(raw_disp.strip().upper())
     if status is None:
-        raise CdrError("disposition", f"{raw_disp!r} is not ANSWERED, NO ANSWER, BUSY, "
-                                      "FAILED or CONGESTION")
+        raise CdrError(
+            "disposition", f"{raw_disp!r} is not ANSWERED, NO ANSWER, BUSY, FAILED or CONGESTION"
+        )
 
     outbound = cols.dcontext >= 0 and _outbound_context(row[cols.dcontext])
     src = row[cols.src]
@@ -311,16 +362,22 @@ def parse_asterisk_row(row: Sequence[str], ctx: ParseContext,
         name = ctx.asterisk_called
         i = cols.index.get(name, -1)
         if i < 0:
-            raise CdrError(name, f"this cdr_csv layout ({cols.width} columns) has no "
-                                 f"{name!r} column (see cdr.conf [csv] loguniqueid/"
-                                 "loguserfield)")
+            raise CdrError(
+                name,
+                f"this cdr_csv layout ({cols.width} columns) has no "
+                f"{name!r} column (see cdr.conf [csv] loguniqueid/"
+                "loguserfield)",
+            )
         raw = row[i]
         called = e164(raw, ctx.country) if raw else None
         if called is None:
             if not raw.strip():
                 raise CdrError(name, "the called number is empty")
-            raise CdrError(name, f"{raw!r} is not a possible phone number (national "
-                                 f"numbers are read as {ctx.country or 'international'})")
+            raise CdrError(
+                name,
+                f"{raw!r} is not a possible phone number (national "
+                f"numbers are read as {ctx.country or 'international'})",
+            )
     if not src and cols.clid >= 0:
         src = clid_number(row[cols.clid])
     caller = caller_number(src, ctx)
@@ -340,8 +397,11 @@ def parse_asterisk_row(row: Sequence[str], ctx: ParseContext,
     started = starts[0]
     answered = answers[0] if answers is not None else None
     ended = ends[0] if ends is not None else None
-    if starts[1] is not None or (answers and answers[1] is not None) or (
-            ends and ends[1] is not None):
+    if (
+        starts[1] is not None
+        or (answers and answers[1] is not None)
+        or (ends and ends[1] is not None)
+    ):
         started, answered, ended = _resolve(starts, answers, ends, duration, billsec)
     check_order(started, answered, ended, ("answer", "end"))
 
@@ -354,10 +414,22 @@ def parse_asterisk_row(row: Sequence[str], ctx: ParseContext,
     if uid:
         call_id = check_call_id(uid, "uniqueid")
     else:
-        call_id = _synthetic_id(row[cols.src], row[cols.dst], start_text,
-                                row[cols.channel] if cols.channel >= 0 else "")
-    return make(call_id, "outbound" if outbound else "inbound", caller, called, started,
-                answered, ended, status, duration, billsec, None)
+        call_id = _synthetic_id(
+            row[cols.src], row[cols.dst], start_text, row[cols.channel] if cols.channel >= 0 else ""
+        )
+    return make(
+        call_id,
+        "outbound" if outbound else "inbound",
+        caller,
+        called,
+        started,
+        answered,
+        ended,
+        status,
+        duration,
+        billsec,
+        None,
+    )
 
 
 def iter_csv(lines: Iterable[str], ctx: ParseContext) -> Iterator[tuple[int, Cdr | CdrError]]:

@@ -14,11 +14,26 @@ from .record import CdrError
 
 FORMATS = ("json", "asterisk-csv", "freeswitch-json", "twilio")
 
-CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-values",
-                       "text/x-csv", "application/x-csv"})
-JSON_TYPES = frozenset({"application/json", "text/json", "application/x-ndjson",
-                        "application/ndjson", "application/jsonl", "application/x-jsonlines",
-                        "application/json-seq"})
+CSV_TYPES = frozenset(
+    {
+        "text/csv",
+        "application/csv",
+        "text/comma-separated-values",
+        "text/x-csv",
+        "application/x-csv",
+    }
+)
+JSON_TYPES = frozenset(
+    {
+        "application/json",
+        "text/json",
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/json-seq",
+    }
+)
 FS_BASE64_TYPE = "application/x-www-form-base64-encoded"
 
 _BOM = b"\xef\xbb\xbf"
@@ -65,9 +80,12 @@ def detect_format(content_type: str, body: bytes) -> str:
     found = _sniff(body)
     if found is None:
         shown = f"content type {kind!r}" if kind else "no content type"
-        raise CdrError("format", f"cannot tell the CDR format ({shown}); send JSON, text/csv "
-                                 "(Asterisk cdr_csv), a mod_json_cdr post or a Twilio status "
-                                 "callback, or name it with ?format=" + "|".join(FORMATS))
+        raise CdrError(
+            "format",
+            f"cannot tell the CDR format ({shown}); send JSON, text/csv "
+            "(Asterisk cdr_csv), a mod_json_cdr post or a Twilio status "
+            "callback, or name it with ?format=" + "|".join(FORMATS),
+        )
     return found
 
 
@@ -80,6 +98,8 @@ def file_format(suffix: str, head: bytes) -> str:
     if found is None:
         if suffix in (".json", ".jsonl", ".ndjson"):
             return "json"
-        raise CdrError("format", "cannot tell the CDR format of this file; name it with "
-                                 "--format " + "|".join(FORMATS))
+        raise CdrError(
+            "format",
+            "cannot tell the CDR format of this file; name it with --format " + "|".join(FORMATS),
+        )
     return found

@@ -59,8 +59,9 @@ from .record import (
     whole_seconds,
 )
 
-MISSED_CAUSES = frozenset({"NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE",
-                           "ALLOTTED_TIMEOUT"})
+MISSED_CAUSES = frozenset(
+    {"NO_ANSWER", "ORIGINATOR_CANCEL", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT"}
+)
 BUSY_CAUSES = frozenset({"USER_BUSY"})
 
 
@@ -125,8 +126,9 @@ def _profile_field(profile: Mapping[str, Any], name: str) -> str:
     return unquote(text).strip() if "%" in text else text.strip()
 
 
-def _epoch(v: _Vars, name: str, profile_time: str | None,
-           flows: list[Mapping[str, Any]]) -> float | None:
+def _epoch(
+    v: _Vars, name: str, profile_time: str | None, flows: list[Mapping[str, Any]]
+) -> float | None:
     """``<name>_epoch`` → seconds; 0/absent → ``<name>_uepoch`` → callflow time → None."""
     text = v.get(f"{name}_epoch")
     if text:
@@ -178,8 +180,7 @@ def parse_freeswitch(obj: Mapping[str, Any], ctx: ParseContext) -> Cdr:
     for f in flows:
         cp = f.get("caller_profile")
         if isinstance(cp, dict) and "originator" in cp:
-            raise CdrIgnored("leg", "B leg of a bridged call; its A leg's record carries "
-                                    "the call")
+            raise CdrIgnored("leg", "B leg of a bridged call; its A leg's record carries the call")
 
     direction = (v.get("call_direction") or v.get("direction")).lower()
     if not direction:
@@ -199,15 +200,17 @@ def parse_freeswitch(obj: Mapping[str, Any], ctx: ParseContext) -> Cdr:
                 break
     called = called_number(dest, ctx, dest_field)
 
-    candidates = [v.get("caller_id_number"), _profile_field(original, "caller_id_number"),
-                  _profile_field(original, "ani"), v.get("sip_from_user"),
-                  clid_number(v.get("caller_id"))]
+    candidates = [
+        v.get("caller_id_number"),
+        _profile_field(original, "caller_id_number"),
+        _profile_field(original, "ani"),
+        v.get("sip_from_user"),
+        clid_number(v.get("caller_id")),
+    ]
     if direction == "outbound":  # the number the far end saw, not the extension's
-        candidates[:0] = [v.get("outbound_caller_id_number"),
-                          v.get("effective_caller_id_number")]
+        candidates[:0] = [v.get("outbound_caller_id_number"), v.get("effective_caller_id_number")]
     present = [c for c in candidates if c]
-    raw_caller = next((c for c in present if e164(c, ctx.country)), present[0] if present
-                      else "")
+    raw_caller = next((c for c in present if e164(c, ctx.country)), present[0] if present else "")
     caller = caller_number(raw_caller, ctx)
 
     started = _epoch(v, "start", "created_time", flows)
@@ -225,8 +228,9 @@ def parse_freeswitch(obj: Mapping[str, Any], ctx: ParseContext) -> Cdr:
             answered = max(started, ended - billsec)
     else:
         cause = v.get("hangup_cause").upper()
-        status = ("busy" if cause in BUSY_CAUSES else
-                  "missed" if cause in MISSED_CAUSES else "failed")
+        status = (
+            "busy" if cause in BUSY_CAUSES else "missed" if cause in MISSED_CAUSES else "failed"
+        )
     if duration is None:
         duration = whole_seconds(ended - started) if ended is not None else 0
     if billsec is None:
@@ -244,10 +248,24 @@ def parse_freeswitch(obj: Mapping[str, Any], ctx: ParseContext) -> Cdr:
         call_id = "fs-" + hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
     recording = v.get("recording_url")
-    rec_url = http_url(recording, "recording_url") if recording.lower().startswith(
-        ("http://", "https://")) else None
-    return make(call_id, direction, caller, called, started, answered, ended, status,
-                duration, billsec, rec_url)
+    rec_url = (
+        http_url(recording, "recording_url")
+        if recording.lower().startswith(("http://", "https://"))
+        else None
+    )
+    return make(
+        call_id,
+        direction,
+        caller,
+        called,
+        started,
+        answered,
+        ended,
+        status,
+        duration,
+        billsec,
+        rec_url,
+    )
 
 
 def decode_body(body: bytes, content_type: str = "") -> bytes:
@@ -272,6 +290,11 @@ def decode_body(body: bytes, content_type: str = "") -> bytes:
 
 
 def _is_base64(data: bytes) -> bool:
-    return bool(data) and data[:1] not in (b"{", b"%", b"[") and all(
-        c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n"
-        for c in data[:256])
+    return (
+        bool(data)
+        and data[:1] not in (b"{", b"%", b"[")
+        and all(
+            c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n"
+            for c in data[:256]
+        )
+    )

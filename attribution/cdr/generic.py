@@ -34,8 +34,17 @@ from .record import (
     whole_seconds,
 )
 
-FIELDS = ("call_id", "direction", "caller", "called", "started_at", "answered_at",
-          "ended_at", "status", "recording_url")
+FIELDS = (
+    "call_id",
+    "direction",
+    "caller",
+    "called",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "status",
+    "recording_url",
+)
 
 #: Accepted and not refused: ``duration``/``billsec`` (whole seconds, used only when the
 #: times do not give them), ``site`` (the route may compare it with the key's site) and
@@ -102,8 +111,19 @@ def parse_generic(obj: Mapping[str, Any], ctx: ParseContext) -> Cdr:
         billsec = extra_billsec or 0
 
     recording = http_url(obj.get("recording_url"), "recording_url")
-    return make(call_id, direction, caller, called, started, answered, ended, status,
-                duration, billsec, recording)
+    return make(
+        call_id,
+        direction,
+        caller,
+        called,
+        started,
+        answered,
+        ended,
+        status,
+        duration,
+        billsec,
+        recording,
+    )
 
 
 def _opt_time(obj: Mapping[str, Any], key: str) -> float | None:
@@ -119,7 +139,12 @@ def _opt_seconds(obj: Mapping[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value.strip())
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or value < 0 or int(value) != value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or int(value) != value
+    ):
         raise CdrError(key, "must be a whole, non-negative number of seconds")
     return int(value)

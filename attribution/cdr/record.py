@@ -63,8 +63,11 @@ class CdrError(ValueError):
         return f"{type(self).__name__}({self.field!r}, {self.detail!r})"
 
     def __eq__(self, other: object) -> bool:
-        return (type(other) is type(self) and isinstance(other, CdrError)
-                and (other.field, other.detail) == (self.field, self.detail))
+        return (
+            type(other) is type(self)
+            and isinstance(other, CdrError)
+            and (other.field, other.detail) == (self.field, self.detail)
+        )
 
     def __hash__(self) -> int:
         return hash((type(self), self.field, self.detail))
@@ -96,10 +99,23 @@ class ParseContext:
 
 # ------------------------------------------------------------------ phone numbers
 
-ANONYMOUS = frozenset({
-    "", "anonymous", "restricted", "unknown", "unavailable", "private", "withheld",
-    "blocked", "unknown caller", "no caller id", "null", "none", "-",
-})
+ANONYMOUS = frozenset(
+    {
+        "",
+        "anonymous",
+        "restricted",
+        "unknown",
+        "unavailable",
+        "private",
+        "withheld",
+        "blocked",
+        "unknown caller",
+        "no caller id",
+        "null",
+        "none",
+        "-",
+    }
+)
 
 _DIGITS = frozenset("0123456789")
 
@@ -140,8 +156,11 @@ def called_number(raw: Any, ctx: ParseContext, field: str) -> str:
     out = e164(raw, ctx.country)
     if out is None:
         shown = raw if len(raw) <= 40 else raw[:40] + "…"
-        raise CdrError(field, f"{shown!r} is not a possible phone number"
-                              f" (national numbers are read as {ctx.country or 'international'})")
+        raise CdrError(
+            field,
+            f"{shown!r} is not a possible phone number"
+            f" (national numbers are read as {ctx.country or 'international'})",
+        )
     return out
 
 
@@ -175,11 +194,12 @@ def clid_number(clid: str) -> str:
     lt = clid.rfind("<")
     if lt >= 0:
         gt = clid.find(">", lt)
-        return clid[lt + 1:gt if gt > lt else len(clid)].strip()
+        return clid[lt + 1 : gt if gt > lt else len(clid)].strip()
     return clid.strip()
 
 
 # ------------------------------------------------------------------ times
+
 
 def epoch_seconds(value: float, field: str) -> float:
     """Checks a Unix time is finite and plausible (years 2000-2099)."""
@@ -198,7 +218,8 @@ def _is_decimal(text: str) -> bool:
     if head.startswith(("-", "+")):
         head = head[1:]
     return ((head.isascii() and head.isdigit()) or (not head and bool(tail))) and (
-        not dot or not tail or (tail.isascii() and tail.isdigit()))
+        not dot or not tail or (tail.isascii() and tail.isdigit())
+    )
 
 
 def instant(value: Any, field: str) -> float:
@@ -233,8 +254,9 @@ def whole_seconds(seconds: float) -> int:
     return int(seconds + 0.5) if seconds > 0 else 0
 
 
-def check_order(started: float, answered: float | None, ended: float | None,
-                names: tuple[str, str]) -> None:
+def check_order(
+    started: float, answered: float | None, ended: float | None, names: tuple[str, str]
+) -> None:
     """Refuses answer/end times before the start (``names`` = answer and end field names)."""
     if answered is not None and answered < started:
         raise CdrError(names[0], "is before the call started")
@@ -273,11 +295,32 @@ def http_url(value: Any, field: str) -> str | None:
     return text
 
 
-def make(call_id: str, direction: str, caller: str, called: str, started: float,
-         answered: float | None, ended: float | None, status: str, duration: int,
-         billsec: int, recording_url: str | None) -> Cdr:
+def make(
+    call_id: str,
+    direction: str,
+    caller: str,
+    called: str,
+    started: float,
+    answered: float | None,
+    ended: float | None,
+    status: str,
+    duration: int,
+    billsec: int,
+    recording_url: str | None,
+) -> Cdr:
     """Builds a :class:`Cdr`, enforcing the answered-only fields invariant."""
     if status != "answered":
         answered, billsec = None, 0
-    return Cdr(call_id, direction, caller, called, started, answered, ended, status,
-               max(0, duration), max(0, billsec), recording_url)
+    return Cdr(
+        call_id,
+        direction,
+        caller,
+        called,
+        started,
+        answered,
+        ended,
+        status,
+        max(0, duration),
+        max(0, billsec),
+        recording_url,
+    )

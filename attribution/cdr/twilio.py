@@ -40,11 +40,28 @@ from .record import (
     make,
 )
 
-FINAL = {"completed": "answered", "no-answer": "missed", "canceled": "missed",
-         "busy": "busy", "failed": "failed"}
+FINAL = {
+    "completed": "answered",
+    "no-answer": "missed",
+    "canceled": "missed",
+    "busy": "busy",
+    "failed": "failed",
+}
 INTERIM = frozenset({"queued", "initiated", "ringing", "in-progress", "answered"})
-WITHHELD = frozenset({"+266696687", "+7378742833", "+86282452253", "+2562533", "+8656696",
-                      "266696687", "7378742833", "86282452253", "2562533", "8656696"})
+WITHHELD = frozenset(
+    {
+        "+266696687",
+        "+7378742833",
+        "+86282452253",
+        "+2562533",
+        "+8656696",
+        "266696687",
+        "7378742833",
+        "86282452253",
+        "2562533",
+        "8656696",
+    }
+)
 
 
 def parse_twilio(form: Mapping[str, str], ctx: ParseContext) -> Cdr:
@@ -53,12 +70,12 @@ def parse_twilio(form: Mapping[str, str], ctx: ParseContext) -> Cdr:
 
     raw_status = (form.get("CallStatus") or "").strip().lower()
     if raw_status in INTERIM:
-        raise CdrNotFinal("CallStatus", f"{raw_status!r} is not a final status; "
-                                        "the call is still going")
+        raise CdrNotFinal(
+            "CallStatus", f"{raw_status!r} is not a final status; the call is still going"
+        )
     status = FINAL.get(raw_status)
     if status is None:
-        raise CdrError("CallStatus", f"{raw_status or '(empty)'!r} is not a Twilio call "
-                                     "status")
+        raise CdrError("CallStatus", f"{raw_status or '(empty)'!r} is not a Twilio call status")
 
     direction_text = (form.get("Direction") or "inbound").strip().lower()
     outbound = direction_text.startswith("outbound") or direction_text == "trunking-terminating"
@@ -70,8 +87,11 @@ def parse_twilio(form: Mapping[str, str], ctx: ParseContext) -> Cdr:
 
     stamp = (form.get("Timestamp") or "").strip()
     if not stamp:
-        raise CdrError("Timestamp", "missing; subscribe the status callback to its events "
-                                    "(statusCallbackEvent) so Twilio sends it")
+        raise CdrError(
+            "Timestamp",
+            "missing; subscribe the status callback to its events "
+            "(statusCallbackEvent) so Twilio sends it",
+        )
     try:
         when = parsedate_to_datetime(stamp)
     except (TypeError, ValueError, IndexError):
@@ -98,6 +118,16 @@ def parse_twilio(form: Mapping[str, str], ctx: ParseContext) -> Cdr:
         started, duration = ended, 0
 
     recording = http_url(form.get("RecordingUrl") or None, "RecordingUrl")
-    return make(call_id, "outbound" if outbound else "inbound", caller, called, started,
-                answered, ended, status, duration, duration, recording)
-
+    return make(
+        call_id,
+        "outbound" if outbound else "inbound",
+        caller,
+        called,
+        started,
+        answered,
+        ended,
+        status,
+        duration,
+        duration,
+        recording,
+    )
