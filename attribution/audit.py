@@ -21,6 +21,10 @@ from .config import Config, Phone, Site
 
 PHONE_LIKE = re.compile(r"\+?\d[\d\s().\u00a0\u2010-\u2015-]{5,}\d")
 CHROMIUM = "/usr/bin/chromium"
+# Headless Chromium names itself "HeadlessChrome", which the server treats as a bot (bots
+# see the site's own numbers); the audit looks at the page as a desktop visitor does.
+VISITOR_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 # Collects what a visitor sees: visible text per block, and tel: targets.
@@ -84,13 +88,20 @@ def inspect(
 
 def _mixed(seen: str, original: str, tracking: set[str]) -> bool:
     """Digits taken partly from the original and partly from one tracking number: a
-    half-done swap (a neighbouring fax number has digits from neither)."""
+    half-done swap.  At least two digits must come from each side, so a neighbouring
+    number that differs from the original in one digit (a fax) is not mistaken for one."""
     if seen in tracking:
         return False
     for t in tracking:
-        if len(t) == len(seen) and all(
-            c in (o, x) for c, o, x in zip(seen, original, t, strict=True)
-        ):
+        if len(t) != len(seen):
+            continue
+        if not all(c in (o, x) for c, o, x in zip(seen, original, t, strict=True)):
+            continue
+        from_tracking = sum(1 for c, o, x in zip(seen, original, t, strict=True)
+                            if c == x != o)
+        from_original = sum(1 for c, o, x in zip(seen, original, t, strict=True)
+                            if c == o != x)
+        if from_tracking >= 2 and from_original >= 2:
             return True
     return False
 
@@ -119,7 +130,7 @@ def collect(url: str, wait_ms: int) -> list[tuple[str, str]]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=LAUNCH_ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_page(user_agent=VISITOR_UA)
             page.goto(url, wait_until="load")
             with contextlib.suppress(Exception):  # no snippet, or no numbers: audit as is
                 page.wait_for_function(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,8 +225,11 @@ class Tracker:
         await pipe.execute()
 
     async def ping(self, sid: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        url = _str_field(body, "url", MAX_URL)
-        ga_session = _ga_id(body, "ga_session_id")
+        # a 4xx makes the snippet drop its session, so malformed optional fields are
+        # ignored here rather than refused
+        url = _lenient(lambda: _str_field(body, "url", MAX_URL))
+        ga_session = _lenient(lambda: _ga_id(body, "ga_session_id"))
+        ga_client = _lenient(lambda: _ga_id(body, "ga_client_id"))
         key = self.keys.session(sid)
         record = _decode(await self.redis.hgetall(key)) if len(sid) <= 64 else {}
         site = self.config.site(record.get("site", ""))
@@ -239,6 +242,8 @@ class Tracker:
             fields["last_page"] = url
         if ga_session:
             fields["ga_session_id"] = ga_session
+        if ga_client and not record.get("ga_client_id"):
+            fields["ga_client_id"] = ga_client   # _ga is often set after the first request
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=fields)
         if url and url != record.get("last_page"):
@@ -272,6 +277,13 @@ class Tracker:
 
     async def record(self, sid: str) -> dict[str, str]:
         return _decode(await self.redis.hgetall(self.keys.session(sid)))
+
+
+def _lenient(read: Callable[[], str]) -> str:
+    try:
+        return read()
+    except BadRequest:
+        return ""
 
 
 def _leases(results: Sequence[Any]) -> list[Lease]:

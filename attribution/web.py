@@ -62,7 +62,15 @@ def json_response(
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return json_response(exc.body(), exc.status, exc.headers)
+    headers = dict(exc.headers)
+    origin = request.headers.get("origin")
+    config = request.app.state.services.config
+    if (origin and request.url.path.startswith("/v1/sessions")
+            and any(allowed_host(s, host_of(origin)) for s in config.sites)):
+        # the snippet must be able to read a refusal (a 404 ping makes it start over)
+        headers.setdefault("Access-Control-Allow-Origin", origin)
+        headers.setdefault("Vary", "Origin")
+    return json_response(exc.body(), exc.status, headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

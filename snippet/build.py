@@ -24,14 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "snippet" / "src" / "callpath.js"
 TARGET = ROOT / "attribution" / "static" / "snippet.js"
 TERSER = "terser@5.51.4"
-HEADER = "/*! callpath snippet | MIT licence | source: snippet/src/callpath.js sha256:{digest} */"
-HEADER_RE = re.compile(r"^/\*! callpath snippet \| MIT licence \| source: \S+ sha256:([0-9a-f]{64}) \*/$")
+HEADER = "/*! callpath (MIT) snippet/src/callpath.js sha256:{digest} */"
+HEADER_RE = re.compile(r"^/\*! callpath \(MIT\) \S+ sha256:([0-9a-f]{64}) \*/$")
 
 TERSER_ARGS = [
-    "--ecma", "2017",
-    "--compress", "passes=3,unsafe_arrows=true,pure_getters=true",
+    "--ecma",
+    "2017",
+    "--compress",
+    "passes=3,unsafe_arrows=true,pure_getters=true",
     "--mangle",
-    "--format", "comments=false,ascii_only=true",
+    "--format",
+    "comments=false,ascii_only=true",
 ]
 
 
@@ -65,7 +68,9 @@ def minify(source: Path) -> str:
         sys.exit("build.py: npx (Node.js) is needed to rebuild the snippet")
     done = subprocess.run(
         [npx, "--yes", TERSER, str(source), *TERSER_ARGS],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return done.stdout.strip()
 

@@ -1,30 +1,51 @@
 /*
- * callpath snippet: dynamic number insertion.
+ * callpath snippet: dynamic number insertion. Build: python snippet/build.py
  *
  *   <script src="https://track.example.com/snippet.js" data-site="acme" async></script>
  *
  * Attributes of the script tag:
  *   data-site    the site id from pools.toml (required)
- *   data-region  a region id the page asks for; beats GeoIP and any earlier setRegion()
- *   data-api     API origin; default: the origin of this script's own src
- *   data-ping    ping interval in ms; default: hold_seconds / 3, at least 10 s
- *                (meant for tests and debugging)
+ *   data-region  a region id this page asks for; beats GeoIP and a remembered setRegion()
+ *   data-api     the API (a URL: only its origin counts); default: the origin of this
+ *                script's own src
+ *   data-ping    ping interval in ms; default: hold_seconds / 3, never under 10 s
+ *                (for tests and debugging)
  *
- * Global: window.callpath = { ready(cb), numbers(), setRegion(id) }. Nothing else.
+ * Global: window.callpath = { ready(cb), numbers(), setRegion(id) }, and nothing else.
+ *   ready(cb)      cb(numbers) once numbers are assigned (at once if they already are)
+ *   numbers()      a copy of the assigned pairs, [] before
+ *   setRegion(id)  asks for numbers of that region, swaps again, remembers the choice
  *
- * Swapping: the server answers pairs {replace, number, replace_national, number_national,
- * country_code}. A digit string on the page (formatting ignored) that equals
- * country_code + national, national, or a one-digit trunk prefix (8, 0, 1) + national, with
- * no digit next to it, is a site number. Its national digits are rewritten in place, so
- * the page's own format survives digit for digit; when the tracking number has another
- * length the whole number is written in a plain grouped form instead. A number split
+ * The API: POST /v1/sessions {site, url, referrer, region?, sid?, ga_client_id?,
+ * ga_session_id?} -> {sid, numbers: [{replace, number, replace_national, number_national,
+ * country_code}], hold_seconds}; POST /v1/sessions/<sid>/ping {url, ga_client_id?,
+ * ga_session_id?} -> {hold_seconds, numbers?}, a 4xx when the session is unknown. Bodies
+ * are JSON sent as text/plain, so the browser sends no CORS preflight.
+ *
+ * Swapping: a digit string on the page (formatting ignored) that equals country_code +
+ * national, national, or a one-digit trunk prefix (8, 0, 1) + national is a site number
+ * when it is made of whole chunks of a run of digits and separators; chunks are split at
+ * spaces and pluses, so no digit stands right next to a number, and a hyphen, dot, slash
+ * or bracket binds digits into one token (an order number, a fax extension). Its national
+ * digits are rewritten in place, keeping the page's format digit for digit; a tracking
+ * number of another length is written whole in a plain grouped form. A number split
  * across inline elements is matched on the text of its block and each digit goes back
  * into the text node it came from. The original of every changed text node and tel: href
  * is remembered, so a later assignment (setRegion) always starts from the page's own text.
+ * Numbers the page adds later are swapped as they appear (MutationObserver, reading only
+ * the blocks around what changed). Blocks whose text holds no number in play are skipped
+ * unread, which keeps the first scan of a large page short.
  *
- * Only nodeValue and the href attribute are ever written: no markup is parsed, nothing is
- * evaluated, and form fields, scripts, styles, templates and editable content are left
- * alone. Any failure (API slow or down, storage blocked) leaves the page's own numbers.
+ * Only text node values and href attributes are ever written: no markup is parsed, nothing
+ * is evaluated (a strict CSP and Trusted Types are fine), and form fields, scripts, styles,
+ * noscript, templates and editable content are left alone. Any failure (API slow or down,
+ * storage blocked) leaves the page's own numbers.
+ *
+ * Memory (localStorage "callpath:<site>"): sid, numbers and until when to trust them (the
+ * hold time after the last answer), so a later page swaps at once, before the API confirms.
+ * Pings keep the number while the page is visible and used: they pause while it is hidden,
+ * come at once on its return, and stop after the hold time with no input; a 4xx forgets
+ * the session.
  */
 (function () {
   'use strict';
@@ -39,28 +60,28 @@
   const site = data.site;
   if (!site) return;
 
-  const api = (data.api || new URL(script.src, location).origin).replace(/\/+$/, '');
+  const api = new URL(data.api || script.src, location).origin;
   const KEY = 'callpath:' + site;
   const TIMEOUT_MS = 2500;
 
   // Elements that flow inside a line: their text joins the text of the enclosing block.
-  const INLINE = /^(a|abbr|b|bdi|code|em|font|i|label|mark|nobr|q|s|small|span|strong|su[bp]|time|u|wbr)$/i;
-  // Never read or written.
-  const SKIP = 'head,script,style,noscript,template,textarea,select,[contenteditable]';
+  const INLINE = 'a,b,i,u,s,em,strong,span,small,font,mark,nobr';
+  const TEL = '[href^="tel:" i]';
+  // Never read or written (a <template>'s content is not in the document tree at all).
+  const SKIP = 'script,style,noscript,textarea,select,[contenteditable]';
   // Digits and what may stand between the digits of one phone number.
   const RUN = /\d(?:[\s().\/+\u2010-\u2015\u2212-]*\d)*/g;
 
   const originals = new WeakMap(); // node -> [original value, value written]
-  const waiting = [];               // ready() callbacks
+  let assigned;                     // resolves first, for ready()
+  const first = new Promise((resolve) => (assigned = resolve));
   const marks = [];                 // every national number assigned or replaced so far
   let store = {};                   // {s: sid, n: numbers, e: trust memory until (ms), r: region}
   let numbers;                      // the assigned pairs, as the API sent them
-  let shown = '';                   // their JSON, to skip re-applying the same assignment
-  let table = {};                   // digit string -> [length of old national, new national]
-  let hold = 900;
+  let table = {};                   // digit string -> [its prefix, new national]
+  let hold = 9e5;                   // ms
   let every = 0;                    // ping interval (ms) once a session is confirmed
   let lastInput = Date.now();
-  let observer;
   let asked = 0;                    // answers to older /v1/sessions requests are dropped
 
   try {
@@ -74,13 +95,11 @@
   let region = data.region || store.r;
 
   // ---- finding and rewriting numbers ----------------------------------------------------
-  // A site number as written -> the tracking number in the same shape.
-  const rewrite = (text) => {
-    const digits = text.replace(/\D/g, '');
-    const [oldLength, national] = table[digits];
-    const prefix = digits.slice(0, digits.length - oldLength);
+  // A site number as written, and its digits -> the tracking number in the same shape.
+  const rewrite = (text, digits) => {
+    const [prefix, national] = table[digits];
     let k = 0;
-    return national.length == oldLength
+    return (prefix + national).length == digits.length
       ? text.replace(/\d/g, () => (prefix + national)[k++])
       : (prefix && prefix + ' ') + national.replace(/\B(?=(\d{3})*\d{4}$)/g, ' ');
   };
@@ -91,134 +110,111 @@
   const edit = (text) => {
     let out = 0;
     text.replace(RUN, (run, at) => {
-      // chunk, break, chunk, ...: a number starts and ends only at a break (a separator with
-      // a space or a plus in it) or at the ends of the run
-      const parts = run.split(/(\D*[\s+]\D*)/);
-      const offsets = parts.map((part) => (at += part.length) - part.length);
-      for (let i = 0; i < parts.length; i += 2) {
+      // chunks, [start, end, digits]: what lies between spaces and pluses; a number is made
+      // of whole chunks, so it never starts or ends next to a digit or inside a token
+      const chunks = [];
+      run.replace(/[^\s+]+/g, (chunk, start) =>
+        chunks.push([(start += at), start + chunk.length, chunk.replace(/\D/g, '')])
+      );
+      for (let i = 0; i < chunks.length; i++) {
         let digits = '';
-        let hit = -1;
-        for (let j = i; j < parts.length && digits.length < 16; j += 2)
-          if (table[(digits += parts[j].replace(/\D/g, ''))]) hit = j;
-        if (hit >= 0) {
-          const from = offsets[i];
-          const to = offsets[hit] + parts[hit].length;
-          const value = rewrite(text.slice(from, to));
+        let hit;
+        for (let j = i; j < chunks.length && digits.length < 16; j++)
+          if (table[(digits += chunks[j][2])]) hit = [j, digits];
+        if (hit) {
+          const from = chunks[i][0];
+          const to = chunks[hit[0]][1];
+          const value = rewrite(text.slice(from, to), hit[1]);
           out = out || text.split('');
           for (let p = from; p < to; p++)
             out[p] = value.length == to - from ? value[p - from] : p == from ? value : '';
-          i = hit;
+          i = hit[0];
         }
       }
     });
     return out;
   };
 
-  // the text of a text node, the href of an element
-  const get = (node) => (node.nodeType == 3 ? node.nodeValue : node.getAttribute('href'));
-
-  // Rewrites the site numbers in the joined text of nodes (0 stands for a break), always
-  // from the page's own text: a value we wrote stands for the value it replaced.
+  // Rewrites the site numbers in the joined text of nodes (text nodes, or the href
+  // attribute node of a link; 0 stands for a break), always from the page's own text: a
+  // value we wrote stands for the value it replaced.
   const swap = (nodes) => {
-    const befores = [];
-    let text = '';
-    let touched;
-    for (const node of nodes) {
-      let before = '|';
+    const befores = nodes.map((node) => {
+      const current = node ? node.nodeValue : '|';
+      const known = originals.get(node);
+      return known && known[1] === current ? known[0] : current;
+    });
+    const out = edit(befores.join(''));
+    let at = 0;
+    nodes.forEach((node, i) => {
+      const before = befores[i];
+      const value = out ? out.slice(at, at + before.length).join('') : before;
+      at += before.length;
       if (node) {
-        const current = get(node);
-        const known = originals.get(node);
-        before = known && known[1] === current ? known[0] : current;
-        touched = touched || known;
+        if (value !== node.nodeValue) node.nodeValue = value;
+        originals.set(node, [before, value]);
       }
-      befores.push(before);
-      text += before;
-    }
-    const out = edit(text);
-    if (out || touched) {
-      let at = 0;
-      nodes.forEach((node, i) => {
-        const before = befores[i];
-        const value = out ? out.slice(at, at + before.length).join('') : before;
-        at += before.length;
-        if (node) {
-          if (value !== get(node)) {
-            if (node.nodeType == 3) node.nodeValue = value;
-            else node.setAttribute('href', value);
-          }
-          if (value !== before) originals.set(node, [before, value]);
-          else originals.delete(node);
-        }
-      });
-    }
+    });
   };
 
   // Text nodes of one block go to parts (0 marks a break); nested blocks are scanned alone.
-  const collect = (el, parts) => {
-    if (/^\s*tel:/i.test(el.getAttribute('href'))) swap([el]);
+  const collect = (el, parts = []) => {
+    if (el.matches(TEL)) swap([el.getAttributeNode('href')]);
     for (let node = el.firstChild; node; node = node.nextSibling) {
       if (node.nodeType == 3) parts.push(node);
       else if (node.nodeType == 1) {
-        const skip = node.matches(SKIP);
-        if (skip || !INLINE.test(node.tagName)) {
+        if (node.matches(INLINE) && !node.matches(SKIP)) collect(node, parts);
+        else {
           parts.push(0);
-          if (!skip) scan(node);
-        } else collect(node, parts);
+          scan(node);
+        }
       }
     }
+    return parts;
   };
-  // Scans el, unless its text holds none of the national numbers in play (ours included,
-  // to restore them) and it has no tel: link: most of a page is passed over unread.
+  // Scans el, unless it is to be left alone, or its text holds none of the national numbers
+  // in play (ours included, to restore them) and it has no tel: link: most of a page is
+  // passed over unread.
   const scan = (el) => {
-    const digits = el.textContent.replace(/\D/g, '');
-    if (marks.some((mark) => digits.includes(mark)) || el.querySelector('[href^="tel:" i]')) {
-      const parts = [];
-      collect(el, parts);
-      swap(parts);
-    }
+    if (el.matches(SKIP)) return;
+    const digits = el.textContent.replace(/\D+/g, '');
+    if (marks.some((mark) => digits.includes(mark)) || el.querySelector(TEL)) swap(collect(el));
   };
 
-  const blockOf = (node) => {
-    if (node.nodeType != 1) node = node.parentNode;
-    while (node && INLINE.test(node.tagName)) node = node.parentNode;
-    return node;
-  };
+  // Scans the nearest block around each node added or changed.
   const mutated = (records) => {
     const blocks = new Set();
-    for (const record of records) {
-      if (record.type == 'childList') record.addedNodes.forEach((node) => blocks.add(blockOf(node)));
-      else blocks.add(blockOf(record.target));
-    }
-    blocks.forEach((el) => el && el.closest && !el.closest(SKIP) && scan(el));
+    for (const record of records)
+      for (const node of record.type == 'childList' ? record.addedNodes : [record.target]) {
+        const el = node.nodeType == 1 ? node : node.parentElement;
+        blocks.add(el && el.closest(':not(' + INLINE + ')'));
+      }
+    blocks.forEach((el) => el && !el.closest(SKIP) && scan(el));
   };
+  const observer = new MutationObserver(mutated);
 
   const assign = (list) => {
-    const json = JSON.stringify(list);
-    if (!Array.isArray(list) || json == shown) return;
-    shown = json;
+    if (!Array.isArray(list) || JSON.stringify(list) == JSON.stringify(numbers)) return;
     numbers = list;
     table = {};
-    for (let pair of list) {
-      pair = Object(pair);
-      const from = pair.replace_national;
-      const to = pair.number_national;
-      if (/^\d+,\d+$/.test([from, to])) marks.push(from, to);
-      if (pair.number != pair.replace && /^\d+,\d+$/.test([from, to]))
-        for (const prefix of [pair.country_code, '', 8, 0, 1])
-          table[prefix + from] = table[prefix + from] || [from.length, to];
+    for (const pair of list) {
+      const { replace_national: from, number_national: to } = Object(pair);
+      if (/^\d+,\d+$/.test([from, to])) {
+        marks.push(from, to);
+        if (from != to)
+          for (const prefix of [pair.country_code, '', '8', '0', '1'])
+            table[prefix + from] = table[prefix + from] || [prefix, to];
+      }
     }
-    scan(root);
-    if (!observer) {
-      observer = new MutationObserver(mutated);
-      observer.observe(root, {
-        childList: true,
-        characterData: true,
-        subtree: true,
-        attributeFilter: ['href'],
-      });
-      if (doc.readyState == 'loading') doc.addEventListener('DOMContentLoaded', () => scan(root));
-    }
-    waiting.splice(0).forEach((cb) => setTimeout(cb, 0, list));
+    scan(doc.body || root);
+    // (observing again with the same options changes nothing)
+    observer.observe(root, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+      attributeFilter: ['href'],
+    });
+    assigned(list);
   };
 
   // ---- talking to the API ------------------------------------------------------------
@@ -231,19 +227,16 @@
   const post = (path, body) => {
     let latest = -1;
     body.url = location.href;
-    doc.cookie.replace(/(?:^|;\s*)_ga(_\w+)?=G[AS]\d\.\d+\.([^;]*)/g, (all, stream, value) => {
-      if (!stream) {
-        if (/^\d+\.\d+$/.test(value)) body.ga_client_id = value;
-      } else {
-        const id = /^s?(\d+)/.exec(value);
-        const seen = /(?:\$t|^(?:\d+\.){3})(\d+)/.exec(value);
-        const time = seen ? +seen[1] : 0;
-        if (id && time > latest) {
-          latest = time;
-          body.ga_session_id = id[1];
+    doc.cookie.replace(
+      /(?:^|;\s*)_ga(?:=GA\d\.\d+\.(\d+\.\d+)(?=;|$)|_\w+=GS\d\.\d+\.s?(\d+)(?:\.\d+\.\d+\.|[^;]*?\$t)(\d+))/g,
+      (all, client, session, seen) => {
+        if (client) body.ga_client_id = client;
+        else if (+seen > latest) {
+          latest = +seen;
+          body.ga_session_id = session;
         }
       }
-    });
+    );
     const abort = new AbortController();
     setTimeout(() => abort.abort(), TIMEOUT_MS);
     return fetch(api + path, { method: 'POST', body: JSON.stringify(body), signal: abort.signal }).then(
@@ -253,9 +246,9 @@
 
   // an answer from /v1/sessions or a ping: keep and show its numbers
   const got = (answer) => {
-    hold = +answer.hold_seconds || hold;
-    if (answer.numbers) store.n = answer.numbers;
-    store.e = Date.now() + hold * 1e3;
+    hold = answer.hold_seconds * 1e3 || hold;
+    store.n = answer.numbers || store.n;
+    store.e = Date.now() + hold;
     save();
     assign(store.n);
   };
@@ -263,11 +256,10 @@
   // Each interval, ping while the page is visible and someone used it within the hold
   // time; coming back to the page pings at once.
   const tick = () =>
-    every &&
     store.s &&
-    doc.visibilityState != 'hidden' &&
-    Date.now() - lastInput < hold * 1e3 &&
-    post('/v1/sessions/' + encodeURIComponent(store.s) + '/ping', {})
+    !doc.hidden &&
+    Date.now() - lastInput < hold &&
+    post('/v1/sessions/' + store.s + '/ping', {})
       .then(got)
       .catch((status) => {
         // the server no longer knows this session: forget it, the next page starts anew
@@ -276,7 +268,7 @@
           save();
         }
       });
-  ['visibilitychange', 'pointerdown', 'keydown', 'scroll', 'mousemove'].forEach((type) =>
+  ['visibilitychange', 'pointerdown', 'keydown', 'scroll'].forEach((type) =>
     doc.addEventListener(
       type,
       () => {
@@ -294,17 +286,20 @@
         if (mine == asked) {
           store.s = answer.sid;
           got(answer);
-          if (!every) setInterval(tick, (every = +data.ping || Math.max(1e4, (hold * 1e3) / 3)));
+          if (!every) setInterval(tick, (every = +data.ping || Math.max(1e4, hold / 3)));
         }
       })
-      .catch(() => {});
+      .catch(Object); // a failure leaves the page as it is
   };
 
   win.callpath = {
-    ready: (cb) => (numbers ? cb(numbers) : waiting.push(cb)),
+    ready: (cb) => {
+      if (numbers) cb(numbers);
+      else first.then(cb);
+    },
     numbers: () => (numbers || []).slice(),
     setRegion: (id) => {
-      region = store.r = id || undefined;
+      region = store.r = id;
       save();
       start();
     },

@@ -33,18 +33,22 @@ def test_only_window_callpath_is_added(
     after = set(tab.page.evaluate(GLOBALS))
     assert after - before == {"callpath"}
     assert tab.page.evaluate("Object.keys(window.callpath).sort()") == [
-        "numbers", "ready", "setRegion"]
+        "numbers",
+        "ready",
+        "setRegion",
+    ]
     without.assert_clean()
     tab.assert_clean()
 
 
 def test_ready_and_numbers(tab: Tab, api: StandInApi, pages: PageServer) -> None:
-    api.delay = 0.8
+    api.hold_answers()
     page = tab.open("/plain.html")
     page.wait_for_function("() => !!window.callpath")
     assert page.evaluate("callpath.numbers()") == []
     page.evaluate("callpath.ready((numbers) => { window.__got = numbers; })")
     assert page.evaluate("window.__got") is None
+    api.release()
     page.wait_for_function("() => !!window.__got", timeout=5000)
     assert page.evaluate("window.__got") == [api.MSK, api.SF]
     assert page.evaluate("callpath.numbers()") == [api.MSK, api.SF]
@@ -61,13 +65,14 @@ def test_ready_and_numbers(tab: Tab, api: StandInApi, pages: PageServer) -> None
 def test_a_failing_ready_callback_does_not_stop_the_snippet(
     tab: Tab, api: StandInApi, pages: PageServer
 ) -> None:
-    api.delay = 0.5
+    api.hold_answers()
     page = tab.open("/plain.html")
     page.wait_for_function("() => !!window.callpath")
     page.evaluate("""() => {
       callpath.ready(() => { throw new Error('site bug'); });
       callpath.ready((n) => { window.__second = n.length; });
     }""")
+    api.release()
     page.wait_for_function("() => window.__second === 2")
     assert tab.text("#msk") == "+7 (495) 700-00-11"
     assert [e for e in tab.errors if "site bug" not in e] == []
@@ -77,10 +82,14 @@ def test_set_region_reswaps_from_the_original_numbers(
     tab: Tab, api: StandInApi, pages: PageServer
 ) -> None:
     api.by_region = {
-        "kharkiv": [api.pair("+74957000000", "+74957000022", "7"),
-                    api.pair("+14155550100", "+14155550199", "1")],
-        "none": [api.pair("+74957000000", "+74957000000", "7"),
-                 api.pair("+14155550100", "+14155550100", "1")],
+        "kharkiv": [
+            api.pair("+74957000000", "+74957000022", "7"),
+            api.pair("+14155550100", "+14155550199", "1"),
+        ],
+        "none": [
+            api.pair("+74957000000", "+74957000000", "7"),
+            api.pair("+14155550100", "+14155550100", "1"),
+        ],
     }
     page = tab.open("/plain.html")
     tab.wait_text("#msk", "+7 (495) 700-00-11")
@@ -126,10 +135,12 @@ def test_data_region_beats_a_remembered_choice(
 def test_works_under_a_strict_content_security_policy(
     tab: Tab, api: StandInApi, pages: PageServer
 ) -> None:
-    pages.headers["/csp.html"] = {"Content-Security-Policy": (
-        f"default-src 'none'; script-src {api.origin}; connect-src {api.origin}; "
-        "require-trusted-types-for 'script'"
-    )}
+    pages.headers["/csp.html"] = {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src {api.origin}; connect-src {api.origin}; "
+            "require-trusted-types-for 'script'"
+        )
+    }
     tab.context.add_init_script("""
       window.addEventListener('securitypolicyviolation', (e) => {
         console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI);

@@ -36,8 +36,18 @@ SWAPPED = {
     "s-dashes": "1-415-555-0123",
     "both": "Moscow: +7 495 700-00-11, San Francisco: (415) 555-0123.",
 }
-KEPT = ["k-fax", "k-other", "k-sf-fax", "k-order", "k-order2", "k-digit-before",
-        "k-digit-after", "k-longer", "k-joined", "k-date"]
+KEPT = [
+    "k-fax",
+    "k-other",
+    "k-sf-fax",
+    "k-order",
+    "k-order2",
+    "k-digit-before",
+    "k-digit-after",
+    "k-longer",
+    "k-joined",
+    "k-date",
+]
 HREFS = {
     "t-e164": "tel:+74957000011",
     "t-trunk": "tel:84957000011",
@@ -80,22 +90,31 @@ def test_tel_links_are_swapped_and_their_text_left_alone(tab: Tab, api: StandInA
     tab.assert_clean()
 
 
-def test_a_number_split_across_inline_elements_is_swapped_whole(
-    tab: Tab, api: StandInApi
-) -> None:
+def test_a_number_split_across_inline_elements_is_swapped_whole(tab: Tab, api: StandInApi) -> None:
     tab.open("/split.html")
     tab.wait_text("#sp-msk", "+7 (495) 700-00-11")
     page = tab.page
     # every digit went back into the text node it came from
     assert page.eval_on_selector_all("#sp-msk > *", "els => els.map(e => e.textContent)") == [
-        "+7 (495)", "700", "00", "11"]
+        "+7 (495)",
+        "700",
+        "00",
+        "11",
+    ]
     assert tab.text("#sp-sf") == "Call (415) 555-0123 now"
     assert page.eval_on_selector_all("#sp-sf span", "els => els.map(e => e.textContent)") == [
-        "(415)", "555", "01", "23"]
+        "(415)",
+        "555",
+        "01",
+        "23",
+    ]
     assert tab.href("#sp-sf a") == "tel:+14155550123"
     assert tab.text("#sp-nested") == "84957000011"
     assert page.eval_on_selector_all("#sp-nested em", "els => els.map(e => e.textContent)") == [
-        "8", "495", "7000011"]
+        "8",
+        "495",
+        "7000011",
+    ]
     # a neighbouring number, and numbers broken by a block or a line break, are not a number
     assert tab.text("#sp-fax") == "Fax +7 (495) 700-00-01"
     assert tab.text("#sp-blocks") == "+7 (495)700-00-00"
@@ -107,12 +126,15 @@ def test_another_length_is_written_whole_in_a_grouped_form(
     tab: Tab, api: StandInApi, pages: PageServer
 ) -> None:
     api.numbers = [api.pair("+74957000000", "+7812345678", "7")]  # national: 10 -> 9 digits
-    pages.add("/length.html", (
-        '<p id="a">Call +7 (495) 700-00-00 now</p>'
-        '<p id="b">8 (495) 700-00-00</p>'
-        '<p id="c"><span>+7 (495)</span> <b>700</b>-<b>00</b>-<b>00</b></p>'
-        '<a id="d" href="tel:84957000000">call</a>'
-    ))
+    pages.add(
+        "/length.html",
+        (
+            '<p id="a">Call +7 (495) 700-00-00 now</p>'
+            '<p id="b">8 (495) 700-00-00</p>'
+            '<p id="c"><span>+7 (495)</span> <b>700</b>-<b>00</b>-<b>00</b></p>'
+            '<a id="d" href="tel:84957000000">call</a>'
+        ),
+    )
     tab.open("/length.html")
     tab.wait_text("#a", "Call +7 81 234 5678 now")
     assert tab.text("#b") == "8 81 234 5678"
@@ -121,13 +143,11 @@ def test_another_length_is_written_whole_in_a_grouped_form(
     tab.assert_clean()
 
 
-def test_several_numbers_and_many_occurrences(
-    tab: Tab, api: StandInApi, pages: PageServer
-) -> None:
+def test_several_numbers_and_many_occurrences(tab: Tab, api: StandInApi, pages: PageServer) -> None:
     kyiv = api.pair("+380577000000", "+380577000042", "380")
     api.numbers = [api.MSK, api.SF, kyiv]
     rows = "".join(
-        f'<li>+7 (495) 700-00-00 · (415) 555-0100 · 057 700 00 00 · '
+        f"<li>+7 (495) 700-00-00 · (415) 555-0100 · 057 700 00 00 · "
         f'<a href="tel:+380577000000">#{i}</a></li>'
         for i in range(300)
     )
@@ -169,8 +189,9 @@ def test_form_fields_scripts_styles_templates_and_editable_content_are_left_alon
     tab.wait_text("#control", "+7 (495) 700-00-11")
     after = tab.page.evaluate(read)
     # noscript is parsed as text when scripts run, as markup when they don't: compare its text
-    before = plain.page.evaluate(read.replace(
-        "document.getElementById('ns').textContent", "'<p>+7 (495) 700-00-00</p>'"))
+    before = plain.page.evaluate(
+        read.replace("document.getElementById('ns').textContent", "'<p>+7 (495) 700-00-00</p>'")
+    )
     assert after == before
     assert "700-00-11" not in str(after)
     tab.assert_clean()
