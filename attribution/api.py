@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from . import outbox
-from .calls import Prepared, parse_context
+from .calls import SESSION_FIELDS, Prepared, parse_context
 from .cdr import CdrError, CdrNotFinal, parse
 from .config import Site
 from .errors import ApiError, BadRequest, NotFound
@@ -265,17 +265,7 @@ async def lookup(request: Request) -> Response:
         "sid": match.sid or None,
     }
     visit = {
-        k: ""
-        for k in (
-            "source",
-            "medium",
-            "campaign",
-            "keyword",
-            "region",
-            "device",
-            "landing_page",
-            "last_page",
-        )
+        k: "" for k in SESSION_FIELDS if k not in ("first_seen", "ga_client_id", "ga_session_id")
     }
     if match.static:
         visit.update(

@@ -23,8 +23,10 @@ PHONE_LIKE = re.compile(r"\+?\d[\d\s().\u00a0\u2010-\u2015-]{5,}\d")
 CHROMIUM = "/usr/bin/chromium"
 # Headless Chromium names itself "HeadlessChrome", which the server treats as a bot (bots
 # see the site's own numbers); the audit looks at the page as a desktop visitor does.
-VISITOR_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/131.0.0.0 Safari/537.36")
+VISITOR_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 # Collects what a visitor sees: visible text per block, and tel: targets.
@@ -97,10 +99,8 @@ def _mixed(seen: str, original: str, tracking: set[str]) -> bool:
             continue
         if not all(c in (o, x) for c, o, x in zip(seen, original, t, strict=True)):
             continue
-        from_tracking = sum(1 for c, o, x in zip(seen, original, t, strict=True)
-                            if c == x != o)
-        from_original = sum(1 for c, o, x in zip(seen, original, t, strict=True)
-                            if c == o != x)
+        from_tracking = sum(1 for c, o, x in zip(seen, original, t, strict=True) if c == x != o)
+        from_original = sum(1 for c, o, x in zip(seen, original, t, strict=True) if c == o != x)
         if from_tracking >= 2 and from_original >= 2:
             return True
     return False

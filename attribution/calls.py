@@ -212,6 +212,7 @@ class CallLog:
         cdr = p.cdr
         started_ms = int(cdr.started_at * 1000)
         rec: dict[str, Any] = {
+            **RECORD_DEFAULTS,
             "call_id": cdr.call_id,
             "site": site.id,
             "direction": cdr.direction,
@@ -229,18 +230,7 @@ class CallLog:
             "candidates": m.candidates,
             "pool": m.pool.id if m.pool else "",
             "sid": m.sid,
-            "source": "",
-            "medium": "",
-            "campaign": "",
-            "keyword": "",
-            "region": "",
-            "landing_page": "",
-            "last_page": "",
-            "device": "",
-            "time_on_site": None,
             "first_time_caller": "?",
-            "ga_client_id": "",
-            "ga_session_id": "",
             "value": m.pool.value if m.pool else None,
             "currency": m.pool.currency if m.pool else None,
         }

@@ -243,7 +243,7 @@ class Tracker:
         if ga_session:
             fields["ga_session_id"] = ga_session
         if ga_client and not record.get("ga_client_id"):
-            fields["ga_client_id"] = ga_client   # _ga is often set after the first request
+            fields["ga_client_id"] = ga_client  # _ga is often set after the first request
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(key, mapping=fields)
         if url and url != record.get("last_page"):

@@ -65,8 +65,11 @@ async def api_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers)
     origin = request.headers.get("origin")
     config = request.app.state.services.config
-    if (origin and request.url.path.startswith("/v1/sessions")
-            and any(allowed_host(s, host_of(origin)) for s in config.sites)):
+    if (
+        origin
+        and request.url.path.startswith("/v1/sessions")
+        and any(allowed_host(s, host_of(origin)) for s in config.sites)
+    ):
         # the snippet must be able to read a refusal (a 404 ping makes it start over)
         headers.setdefault("Access-Control-Allow-Origin", origin)
         headers.setdefault("Vary", "Origin")
