@@ -82,7 +82,9 @@ def test_pings_stop_when_the_visit_is_idle_and_resume_on_input(
     api.wait(lambda: len(api.pings()) >= 4, what="pings while in use")
     page.clock.run_for(9000)  # past 12 s without input
     idle_at = api.settle()
-    assert 8 <= idle_at <= 12
+    # at most one ping a second over the 12 s of use; fewer when a loaded machine lets a
+    # ping overlap the previous one (the snippet never stacks them)
+    assert 4 <= idle_at <= 12
     page.clock.run_for(10_000)
     assert api.settle() == idle_at  # idle: no more pings
     page.keyboard.press("Shift")
