@@ -8,8 +8,10 @@ rule; every lease is written to the number's history for the call matcher.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from . import metrics
 from .config import Config, Pool, Site
@@ -44,11 +46,12 @@ class Allocator:
                     "sync_pool", self.keys.pool(site.id, pool.id), *[n.e164 for n in pool.numbers]
                 )
 
-    async def lease(
-        self, site: Site, pool: Pool, sid: str, now_ms: int | None = None, allocate: bool = True
-    ) -> Lease:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        number, outcome = await self.scripts(
+    def op(
+        self, site: Site, pool: Pool, sid: str, now_ms: int, allocate: bool = True
+    ) -> tuple[Any, ...]:
+        """The allocate script call, for a :class:`Batcher` or a direct call."""
+        return (
+            "script",
             "allocate",
             self.keys.pool(site.id, pool.id),
             sid,
@@ -59,10 +62,21 @@ class Allocator:
             utc_day(now_ms),
             "1" if allocate else "0",
         )
+
+    @staticmethod
+    def result(site: Site, pool: Pool, raw: Sequence[Any]) -> Lease:
+        number, outcome = raw
         outcome = _text(outcome)
         metrics.LEASES.labels(site.id, pool.id, outcome).inc()
         shown = _text(number) if number else pool.replace.e164
         return Lease(pool.id, pool.replace.e164, shown, outcome)
+
+    async def lease(
+        self, site: Site, pool: Pool, sid: str, now_ms: int | None = None, allocate: bool = True
+    ) -> Lease:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        raw = await self.scripts(*self.op(site, pool, sid, now_ms, allocate)[1:])
+        return self.result(site, pool, raw)
 
 
 def _text(value: bytes | str) -> str:

@@ -45,3 +45,7 @@ class Scripts:
         script = self._scripts[name]
         pipe.scripts.add(script)
         pipe.evalsha(script.sha, 1, key, *args)
+
+    def sha(self, name: str) -> str:
+        sha: str = self._scripts[name].sha
+        return sha

@@ -83,6 +83,10 @@ class EmbeddedRedis:
             "everysec",
             "--save",
             "",
+            # session records hold URLs up to 2 KiB: keep them in the compact encoding
+            # (a hashtable costs ~2 KiB per session, a listpack a third of that)
+            "--hash-max-ziplist-value",
+            "2048",
             "--daemonize",
             "no",
             "--logfile",

@@ -6,15 +6,15 @@ so a call imported weeks later still finds the landing page and the GA ids.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import metrics
 from .allocator import Allocator, Lease
+from .batching import Batcher, Op
 from .config import Config, Phone, Site
 from .devices import parse_user_agent
 from .errors import BadRequest, NotFound, RateLimited
@@ -102,6 +102,7 @@ class Tracker:
         self.signer = signer
         self.geoip = geoip
         self.ttl_ms = config.history_days * 86_400_000
+        self.batch = Batcher(redis, allocator.scripts)
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
 
     def site(self, body: Mapping[str, Any]) -> Site:
@@ -125,6 +126,7 @@ class Tracker:
     async def start(
         self, site: Site, body: Mapping[str, Any], user_agent: str, client_ip: str | None
     ) -> Assignment:
+        """Numbers for a page view: two batched round trips (see :mod:`.batching`)."""
         url = _str_field(body, "url", MAX_URL)
         referrer = _str_field(body, "referrer", MAX_URL)
         region_asked = _str_field(body, "region", 64)
@@ -133,16 +135,24 @@ class Tracker:
         hold_s = round(self.config.hold_minutes * 60)
         device = parse_user_agent(user_agent)
         current = classify(url, referrer, site.domains)
+        sid = body.get("sid")
+        known = isinstance(sid, str) and self.signer.verify(site.id, sid)
+
+        # 1. the rate limit for a new visitor, or the record of a returning one
+        first: list[Op] = []
+        if not known and client_ip:
+            first.append(self._rate_op(client_ip))
+        if known and not device.is_bot:
+            first.append(("HGETALL", self.keys.session(str(sid))))
+        results = await self.batch(*first) if first else []
+        if not known and client_ip:
+            self._check_rate(results.pop(0))
         if device.is_bot:
             seen = _visit_dict(current, "", device.kind)
             return Assignment(None, [pair(o, o) for o in site.replace], hold_s, seen)
-
-        sid = body.get("sid")
-        record: dict[str, str] = {}
-        if isinstance(sid, str) and self.signer.verify(site.id, sid):
-            record = _decode(await self.redis.hgetall(self.keys.session(sid)))
-            if record.get("site") != site.id:
-                record = {}
+        record = _decode(results[0]) if known else {}
+        if record.get("site") != site.id:
+            record = {}
         if not record:
             sid = self.signer.issue(site.id)
         assert isinstance(sid, str)
@@ -158,51 +168,10 @@ class Tracker:
             region = pick_region(site.regions, self.geoip.locate(client_ip)) or ""
         vd = _visit_dict(visit, region, device.kind)
 
+        # 2. the leases and the session record, together
         now_ms = int(time.time() * 1000)
-        chosen = [p for p in site.choose_pools(vd).values() if p is not None]
-        leases = await asyncio.gather(
-            *(self.allocator.lease(site, pool, sid, now_ms) for pool in chosen),
-            self._save(
-                sid,
-                site,
-                record,
-                vd,
-                url,
-                referrer,
-                ga_client,
-                ga_session,
-                device,
-                now_ms,
-                bool(region_asked and region == region_asked),
-            ),
-        )
-        return Assignment(sid, self._numbers(site, _leases(leases)), hold_s, vd)
-
-    async def _save(
-        self,
-        sid: str,
-        site: Site,
-        record: Mapping[str, str],
-        visit: dict[str, str],
-        url: str,
-        referrer: str,
-        ga_client: str,
-        ga_session: str,
-        device: Any,
-        now_ms: int,
-        region_chosen: bool,
-    ) -> None:
-        fields: dict[str, str | int] = {
-            "last_page": url,
-            "last_seen": now_ms,
-            "source": visit["source"],
-            "medium": visit["medium"],
-            "campaign": visit["campaign"],
-            "keyword": visit["keyword"],
-            "region": visit["region"],
-            "device": visit["device"],
-        }
-        if region_chosen:
+        fields: dict[str, str | int] = {"last_page": url, "last_seen": now_ms, **vd}
+        if region_asked and region == region_asked:
             fields["region_chosen"] = "1"
         if ga_client:
             fields["ga_client_id"] = ga_client
@@ -217,12 +186,16 @@ class Tracker:
                 os=device.os,
                 browser=device.browser,
             )
+        chosen = [p for p in site.choose_pools(vd).values() if p is not None]
         key = self.keys.session(sid)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)
-        pipe.hincrby(key, "pages", 1)
-        pipe.pexpire(key, self.ttl_ms)
-        await pipe.execute()
+        raw = await self.batch(
+            *(self.allocator.op(site, pool, sid, now_ms) for pool in chosen),
+            ("HSET", key, *_flat(fields)),
+            ("HINCRBY", key, "pages", 1),
+            ("PEXPIRE", key, self.ttl_ms),
+        )
+        leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
+        return Assignment(sid, self._numbers(site, leases), hold_s, vd)
 
     async def ping(self, sid: str, body: Mapping[str, Any]) -> dict[str, Any]:
         # a 4xx makes the snippet drop its session, so malformed optional fields are
@@ -231,7 +204,7 @@ class Tracker:
         ga_session = _lenient(lambda: _ga_id(body, "ga_session_id"))
         ga_client = _lenient(lambda: _ga_id(body, "ga_client_id"))
         key = self.keys.session(sid)
-        record = _decode(await self.redis.hgetall(key)) if len(sid) <= 64 else {}
+        record = _decode((await self.batch(("HGETALL", key)))[0]) if len(sid) <= 64 else {}
         site = self.config.site(record.get("site", ""))
         if site is None or not self.signer.verify(site.id, sid):
             raise NotFound("unknown or expired session; start a new one", field="sid")
@@ -244,27 +217,22 @@ class Tracker:
             fields["ga_session_id"] = ga_session
         if ga_client and not record.get("ga_client_id"):
             fields["ga_client_id"] = ga_client  # _ga is often set after the first request
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)
+        ops: list[Op] = [self.allocator.op(site, pool, sid, now_ms) for pool in chosen]
+        ops += [("HSET", key, *_flat(fields)), ("PEXPIRE", key, self.ttl_ms)]
         if url and url != record.get("last_page"):
-            pipe.hincrby(key, "pages", 1)
-        pipe.pexpire(key, self.ttl_ms)
-        leases = await asyncio.gather(
-            *(self.allocator.lease(site, pool, sid, now_ms) for pool in chosen),
-            pipe.execute(),
-        )
+            ops.append(("HINCRBY", key, "pages", 1))
+        raw = await self.batch(*ops)
+        leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
         return {
             "hold_seconds": round(self.config.hold_minutes * 60),
-            "numbers": self._numbers(site, _leases(leases)),
+            "numbers": self._numbers(site, leases),
         }
 
-    async def check_rate(self, ip: str | None) -> None:
+    def _rate_op(self, ip: str) -> Op:
+        return ("script", "ratelimit", self.keys.ratelimit(ip, int(time.time() // 60)), 61_000)
+
+    def _check_rate(self, count: Any) -> None:
         """At most ``sessions_per_minute`` new sessions per client address (429 beyond)."""
-        if not ip:
-            return
-        window = int(time.time() // 60)
-        key = self.keys.ratelimit(ip, window)
-        count = await self.allocator.scripts("ratelimit", key, 61_000)
         limit = self.config.server.sessions_per_minute
         if int(count) > limit:
             retry = 60 - int(time.time() % 60)
@@ -279,16 +247,15 @@ class Tracker:
         return _decode(await self.redis.hgetall(self.keys.session(sid)))
 
 
+def _flat(fields: Mapping[str, str | int]) -> list[str | int]:
+    return [x for kv in fields.items() for x in kv]
+
+
 def _lenient(read: Callable[[], str]) -> str:
     try:
         return read()
     except BadRequest:
         return ""
-
-
-def _leases(results: Sequence[Any]) -> list[Lease]:
-    """The leases among what ``asyncio.gather`` returned (the last item is the save)."""
-    return [x for x in results if isinstance(x, Lease)]
 
 
 def _decode(raw: Mapping[Any, Any]) -> dict[str, str]:
