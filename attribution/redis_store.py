@@ -45,7 +45,7 @@ class EmbeddedRedis:
 
     @property
     def socket(self) -> Path:
-        return self.data_dir / "redis.sock"
+        return (self.data_dir / "redis.sock").resolve()
 
     @property
     def url(self) -> str:

@@ -72,12 +72,13 @@ def test_serve_starts_and_ctrl_c_stops_both(tmp_path: Path) -> None:
             "--port",
             str(port),
             "--data-dir",
-            str(tmp_path / "data"),
+            "data",  # relative, as `make run` gives it
             "--no-worker",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
+        cwd=tmp_path,
         text=True,
     )
     assert proc.stdout is not None
