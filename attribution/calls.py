@@ -88,19 +88,35 @@ RECORD_DEFAULTS: dict[str, Any] = {
 }
 
 
-def compact(record: dict[str, Any]) -> str:
-    """The stored JSON: empty fields left out (a call costs well under 1 KiB)."""
+# Derived on reading, so not stored: the site (in the key) and the ISO times (from ms).
+DERIVED = ("site", "started_at", "answered_at", "ended_at")
+
+
+def compact(record: dict[str, Any], answered: float | None, ended: float | None) -> str:
+    """The stored JSON: empty and derivable fields left out (a call costs about 1 KiB
+    of Redis memory with its indexes)."""
     kept = {
-        k: v for k, v in record.items() if not (k in RECORD_DEFAULTS and v == RECORD_DEFAULTS[k])
+        k: v
+        for k, v in record.items()
+        if k not in DERIVED and not (k in RECORD_DEFAULTS and v == RECORD_DEFAULTS[k])
     }
+    if answered is not None:
+        kept["answered_ms"] = int(answered * 1000)
+    if ended is not None:
+        kept["ended_ms"] = int(ended * 1000)
     return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
 
 
-def load_record(raw: str | bytes) -> dict[str, Any]:
+def load_record(raw: str | bytes, site: str = "") -> dict[str, Any]:
     """A stored call record with every field present."""
     rec: dict[str, Any] = json.loads(raw)
     for k, v in RECORD_DEFAULTS.items():
         rec.setdefault(k, v)
+    rec.setdefault("site", site)
+    rec["started_at"] = iso(rec["started_ms"] / 1000)
+    for name in ("answered", "ended"):
+        ms = rec.pop(f"{name}_ms", None)
+        rec[f"{name}_at"] = iso(ms / 1000) if ms is not None else None
     return rec
 
 
@@ -202,7 +218,7 @@ class CallLog:
         stored = await self._run([self._store_args(site, rec) for rec in records], pipelined=True)
         out = []
         for (text, new), rec in zip(stored, records, strict=True):
-            final = load_record(text)
+            final = load_record(text, site.id)
             if int(new):
                 metrics.CALLS.labels(site.id, rec["match"]).inc()
             out.append((answer(final), bool(int(new))))
@@ -218,10 +234,9 @@ class CallLog:
             "direction": cdr.direction,
             "caller": cdr.caller,
             "called": cdr.called,
-            "started_at": iso(cdr.started_at),
             "started_ms": started_ms,
-            "answered_at": iso(cdr.answered_at),
-            "ended_at": iso(cdr.ended_at),
+            "_answered": cdr.answered_at,
+            "_ended": cdr.ended_at,
             "status": cdr.status,
             "duration": cdr.duration,
             "billsec": cdr.billsec,
@@ -277,7 +292,7 @@ class CallLog:
         why = rec.pop("_why")
         party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
         day = datetime.fromtimestamp(rec["started_ms"] / 1000, site.timezone).strftime("%Y-%m-%d")
-        text = compact(rec)
+        text = compact(rec, rec.pop("_answered"), rec.pop("_ended"))
         return (
             "store_call",
             self.keys.site(site.id),
@@ -299,7 +314,7 @@ class CallLog:
 
     async def get(self, site: Site, call_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(self.keys.call(site.id, call_id))
-        return load_record(raw) if raw else None
+        return load_record(raw, site.id) if raw else None
 
     async def between(
         self,
@@ -319,7 +334,7 @@ class CallLog:
         if not ids:
             return []
         raws = await self.redis.mget([self.keys.call(site.id, _s(i)) for i in ids])
-        return [load_record(r) for r in raws if r]
+        return [load_record(r, site.id) for r in raws if r]
 
 
 def _s(value: Any) -> str:

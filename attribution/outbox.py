@@ -457,7 +457,7 @@ class Worker:
         if raw is None:
             raise ga4.Refused("record_missing", f"call {call_id!r} is no longer stored")
         try:
-            call = load_record(raw)
+            call = load_record(raw, site.id)
         except ValueError:
             raise ga4.Refused("bad_record", f"call {call_id!r} is not JSON") from None
         now_s = self.clock()

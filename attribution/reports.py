@@ -756,7 +756,7 @@ async def _chunks(
         out = []
         for raw, money in zip(raws, extra, strict=True):
             if raw:  # an id whose record has expired is skipped
-                out.append((load_record(raw), _float(money)))
+                out.append((load_record(raw, site.id), _float(money)))
         yield out
         if len(ids) < CHUNK:
             return

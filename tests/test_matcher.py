@@ -181,3 +181,14 @@ async def test_an_answered_row_upgrades_a_missed_row_with_the_same_call_id(world
     assert stored["started_ms"] == T0 and stored["first_time_caller"] is True
     assert await world.r.zscore(world.keys.unanswered("acme"), caller) is None
     assert await world.r.zcard(world.keys.calls("acme")) == 1
+
+
+async def test_the_log_forgets_calls_past_retention(r: Any, keys: Keys) -> None:
+    w = World(r, keys, calls_days=1)
+    await w.alloc.sync()
+    await w.call("+380577000000", T0, call_id="old")
+    await w.call("+380577000000", T0 + 2 * 86_400_000, call_id="new")
+    assert [m.decode() for m in await r.zrange(keys.calls("acme"), 0, -1)] == ["new"]
+    stored = await w.log.get(w.site, "new")
+    assert stored is not None and stored["site"] == "acme"
+    assert stored["started_at"].endswith("Z") and stored["answered_at"] is not None

@@ -217,13 +217,20 @@ def test_region_from_geoip_via_a_trusted_proxy_and_the_site_choice_beats_it(
         assert resp.json()["visit"]["region"] == ""
 
 
-def test_ping_fills_a_late_ga_client_id_and_errors_carry_cors(server: LiveServer,
-                                                              sync_redis: redis.Redis) -> None:
+def test_ping_fills_a_late_ga_client_id_and_errors_carry_cors(
+    server: LiveServer, sync_redis: redis.Redis
+) -> None:
     sid = start(server).json()["sid"]
     origin = {"Origin": "https://acme.example"}
-    ok = httpx.post(f"{server.url}/v1/sessions/{sid}/ping", headers=origin,
-                    json={"url": "https://acme.example/x", "ga_client_id": "42.1700000000",
-                          "ga_session_id": "not digits"})
+    ok = httpx.post(
+        f"{server.url}/v1/sessions/{sid}/ping",
+        headers=origin,
+        json={
+            "url": "https://acme.example/x",
+            "ga_client_id": "42.1700000000",
+            "ga_session_id": "not digits",
+        },
+    )
     assert ok.status_code == 200
     assert sync_redis.hget(KEYS.session(sid), "ga_client_id") == b"42.1700000000"
     gone = httpx.post(f"{server.url}/v1/sessions/nope.nope/ping", headers=origin, json={})

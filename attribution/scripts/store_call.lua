@@ -29,7 +29,7 @@ if existing then
     return {existing, 0}
   end
   local old, new = cjson.decode(existing), cjson.decode(ARGV[2])
-  for _, f in ipairs({'status', 'answered_at', 'ended_at', 'duration', 'billsec',
+  for _, f in ipairs({'status', 'answered_ms', 'ended_ms', 'duration', 'billsec',
                       'recording_url'}) do
     old[f] = new[f]
   end
@@ -71,6 +71,8 @@ local record = string.gsub(ARGV[2], '"first_time_caller":"%?"',
   '"first_time_caller":' .. tostring(first), 1)
 redis.call('SET', key, record, 'PX', retention)
 redis.call('ZADD', p .. ':calls', started, id)
+-- the log's index forgets calls past retention (their records expire on their own)
+redis.call('ZREMRANGEBYSCORE', p .. ':calls', '-inf', '(' .. (started - retention))
 local day = p .. ':day:' .. ARGV[10]
 redis.call('HINCRBY', day, 'calls', 1)
 if ARGV[11] ~= 'unattributed' then redis.call('HINCRBY', day, 'attributed', 1) end
