@@ -183,8 +183,6 @@ class Tracker:
                 first_seen=now_ms,
                 landing_page=url,
                 referrer=referrer,
-                os=device.os,
-                browser=device.browser,
             )
         chosen = [p for p in site.choose_pools(vd).values() if p is not None]
         key = self.keys.session(sid)
