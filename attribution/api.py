@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from .cdr import CdrError, CdrNotFinal, parse
 from .config import Site
 from .errors import ApiError, BadRequest, NotFound
 from .services import Services, services
-from .tracking import _decode
+from .tracking import decode_hash
 from .web import json_object, json_response, read_body, site_for_key
 
 BATCH_LIMIT = 1024 * 1024
@@ -227,15 +227,6 @@ async def _csv_rows(
     yield buf.getvalue()
 
 
-def rows_as_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(columns)
-    for rec in rows:
-        writer.writerow([csv_cell(rec.get(c)) for c in columns])
-    yield buf.getvalue()
-
-
 # ---------------------------------------------------------------- lookup
 
 
@@ -276,7 +267,7 @@ async def lookup(request: Request) -> Response:
             region=match.static.region,
         )
     elif match.sid:
-        rec = _decode(await svc.redis.hgetall(svc.keys.session(match.sid)))
+        rec = decode_hash(await svc.redis.hgetall(svc.keys.session(match.sid)))
         visit.update({k: rec.get(k, "") for k in visit})
     out.update(visit)
     if caller:

@@ -6,7 +6,6 @@ so a call imported weeks later still finds the landing page and the GA ids.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -150,7 +149,7 @@ class Tracker:
         if device.is_bot:
             seen = _visit_dict(current, "", device.kind)
             return Assignment(None, [pair(o, o) for o in site.replace], hold_s, seen)
-        record = _decode(results[0]) if known else {}
+        record = decode_hash(results[0]) if known else {}
         if record.get("site") != site.id:
             record = {}
         if not record:
@@ -202,7 +201,7 @@ class Tracker:
         ga_session = _lenient(lambda: _ga_id(body, "ga_session_id"))
         ga_client = _lenient(lambda: _ga_id(body, "ga_client_id"))
         key = self.keys.session(sid)
-        record = _decode((await self.batch(("HGETALL", key)))[0]) if len(sid) <= 64 else {}
+        record = decode_hash((await self.batch(("HGETALL", key)))[0]) if len(sid) <= 64 else {}
         site = self.config.site(record.get("site", ""))
         if site is None or not self.signer.verify(site.id, sid):
             raise NotFound("unknown or expired session; start a new one", field="sid")
@@ -242,7 +241,7 @@ class Tracker:
             )
 
     async def record(self, sid: str) -> dict[str, str]:
-        return _decode(await self.redis.hgetall(self.keys.session(sid)))
+        return decode_hash(await self.redis.hgetall(self.keys.session(sid)))
 
 
 def _flat(fields: Mapping[str, str | int]) -> list[str | int]:
@@ -256,7 +255,7 @@ def _lenient(read: Callable[[], str]) -> str:
         return ""
 
 
-def _decode(raw: Mapping[Any, Any]) -> dict[str, str]:
+def decode_hash(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {
         (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
         for k, v in raw.items()
@@ -283,7 +282,3 @@ def _visit_dict(visit: Visit, region: str, device: str) -> dict[str, str]:
         "region": region,
         "device": device,
     }
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
