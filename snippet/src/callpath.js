@@ -76,6 +76,7 @@
   let assigned;                     // resolves first, for ready()
   const first = new Promise((resolve) => (assigned = resolve));
   const marks = [];                 // every national number assigned or replaced so far
+  let marked = /$^/;                // matches text whose digits hold one of the marks
   let store = {};                   // {s: sid, n: numbers, e: trust memory until (ms), r: region}
   let numbers;                      // the assigned pairs, as the API sent them
   let table = {};                   // digit string -> [its prefix, new national]
@@ -176,9 +177,8 @@
   // in play (ours included, to restore them) and it has no tel: link: most of a page is
   // passed over unread.
   const scan = (el) => {
-    if (el.matches(SKIP)) return;
-    const digits = el.textContent.replace(/\D+/g, '');
-    if (marks.some((mark) => digits.includes(mark)) || el.querySelector(TEL)) swap(collect(el));
+    if ((marked.test(el.textContent) || el.querySelector(TEL)) && !el.matches(SKIP))
+      swap(collect(el));
   };
 
   // Scans the nearest block around each node added or changed.
@@ -206,6 +206,8 @@
             table[prefix + from] = table[prefix + from] || [prefix, to];
       }
     }
+    // each mark's digits with anything but digits between them: no copy of the text
+    marked = RegExp(marks.map((mark) => mark.split('').join('\\D*')).join('|'));
     scan(doc.body || root);
     // (observing again with the same options changes nothing)
     observer.observe(root, {

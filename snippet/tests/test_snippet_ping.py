@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import PageServer, StandInApi, Tab
     from playwright.sync_api import Page
+
+    from conftest import PageServer, StandInApi, Tab
 
 pytestmark = pytest.mark.browser
 
