@@ -3,8 +3,9 @@
 A session request needs two round trips (rate limit and session read, then leases and
 the session write).  On one Redis, every request that reaches the same point in the same
 event-loop turn is sent in one pipeline, so the cost of a round trip — a connection
-taken from the pool, a write, a read, a wake-up — is shared by all of them.  On a Cluster
-the commands go out one by one (a script in a Cluster pipeline is refused).
+taken from the pool, a write, a read, a wake-up — is shared by all of them, and the
+replies are read straight from hiredis.  On a Cluster the commands go out one by one
+(a script in a Cluster pipeline is refused).
 
 An operation is a tuple: ``("script", name, key, *args)`` for a Lua script of
 ``attribution/scripts``, or a plain command such as ``("HSET", key, field, value)``.
@@ -16,12 +17,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.exceptions import NoScriptError
 
 from .lua import Scripts
 from .redis_store import AnyRedis, is_cluster
 
 Op = tuple[Any, ...]
+READ_TIMEOUT_S = 10.0
 
 
 class Batcher:
@@ -53,17 +57,60 @@ class Batcher:
             return await self.scripts(*op[1:])
         return await self.redis.execute_command(*op)
 
+    def _command(self, op: Op) -> tuple[Any, ...]:
+        if op[0] == "script":
+            return ("EVALSHA", self.scripts.sha(op[1]), 1, *op[2:])
+        return op
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Write every command at once and read the replies straight from hiredis.
+
+        A redis-py pipeline spends more per reply (a timeout context, a parse call, a
+        callback lookup) than the rest of a session request's Redis work; this reads the
+        connection's own hiredis reader in a loop.  A connection without a hiredis parser
+        falls back to an ordinary pipeline.
+        """
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()
+        try:
+            parser = getattr(conn, "_parser", None)
+            reader = getattr(parser, "_reader", None)
+            stream = getattr(parser, "_stream", None)
+            if not isinstance(reader, hiredis.Reader) or stream is None:
+                pipe = self.redis.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute(raise_on_error=False))
+            replies: list[Any] = []
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                await conn.send_packed_command(
+                    b"".join(hiredis.pack_command(c) for c in commands), check_health=False
+                )
+                while len(replies) < len(commands):
+                    reply = reader.gets()
+                    if reply is NOT_ENOUGH_DATA or reply is False:
+                        data = await stream.read(65536)
+                        if not data:
+                            raise ConnectionError("Redis closed the connection")
+                        reader.feed(data)
+                        continue
+                    replies.append(reply)
+        except BaseException:
+            await conn.disconnect()  # never hand back a connection with replies unread
+            raise
+        finally:
+            await pool.release(conn)
+        callbacks = self.redis.response_callbacks
+        return [
+            r if isinstance(r, Exception) or (cb := callbacks.get(c[0])) is None else cb(r)
+            for c, r in zip(commands, replies, strict=True)
+        ]
+
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        pipe = self.redis.pipeline(transaction=False)
-        for ops, _ in batch:
-            for op in ops:
-                if op[0] == "script":
-                    pipe.execute_command("EVALSHA", self.scripts.sha(op[1]), 1, *op[2:])
-                else:
-                    pipe.execute_command(*op)
+        commands = [self._command(op) for ops, _ in batch for op in ops]
         try:
-            results = await pipe.execute(raise_on_error=False)
+            results = await self._send(commands)
         except Exception as exc:  # the connection failed: every waiter hears of it
             for _, future in batch:
                 if not future.done():

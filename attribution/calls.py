@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import metrics
+from .batching import Batcher
 from .cdr import ParseContext
 from .cdr.record import Cdr
 from .config import Config, Site
@@ -142,6 +143,7 @@ class CallLog:
         self.matcher = matcher
         self.retention_ms = config.calls_days * 86_400_000
         self.cluster = is_cluster(redis)
+        self.batch = Batcher(redis, scripts)
 
     def prepare(self, site: Site, cdr: Cdr) -> Prepared:
         """Check the number belongs to the key's site (403 otherwise)."""
@@ -155,16 +157,13 @@ class CallLog:
             )
         return Prepared(cdr, route, number)
 
-    async def _run(self, calls: Sequence[tuple[Any, ...]], pipelined: bool) -> list[Any]:
-        """Run script calls: one pipeline on a single Redis, concurrently on a Cluster."""
+    async def _run(self, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run script calls: batched on a single Redis, concurrently on a Cluster."""
         if not calls:
             return []
-        if self.cluster or not pipelined:
+        if self.cluster:
             return list(await asyncio.gather(*(self.scripts(*c) for c in calls)))
-        pipe = self.redis.pipeline(transaction=False)
-        for c in calls:
-            self.scripts.queue(pipe, *c)
-        return list(await pipe.execute())
+        return await self.batch(*(("script", *c) for c in calls))
 
     async def ingest(self, site: Site, items: Sequence[Prepared]) -> list[dict[str, Any]]:
         """Match and store each prepared CDR; returns each call's attribution."""
@@ -185,8 +184,7 @@ class CallLog:
                 self.matcher.match_args(site, p.route.pool, p.number, int(p.cdr.started_at * 1000))
                 for _, p in todo
                 if p.route.pool is not None
-            ],
-            pipelined=True,
+            ]
         )
         found: dict[int, Any] = {i: raw for (i, _), raw in zip(todo, raws, strict=True)}
         matches: list[Match] = []
@@ -203,10 +201,16 @@ class CallLog:
         sids = [m.sid for m in matches if m.sid]
         sessions: dict[str, dict[str, str]] = {}
         if sids:
-            pipe = self.redis.pipeline(transaction=False)
-            for sid in sids:
-                pipe.hmget(self.keys.session(sid), SESSION_FIELDS)
-            for sid, values in zip(sids, await pipe.execute(), strict=True):
+            reads = [("HMGET", self.keys.session(sid), *SESSION_FIELDS) for sid in sids]
+            rows: list[Any]
+            if self.cluster:
+                pipe = self.redis.pipeline(transaction=False)
+                for op in reads:
+                    pipe.execute_command(*op)
+                rows = await pipe.execute()
+            else:
+                rows = await self.batch(*reads)
+            for sid, values in zip(sids, rows, strict=True):
                 sessions[sid] = {
                     k: _s(v) for k, v in zip(SESSION_FIELDS, values, strict=True) if v is not None
                 }
@@ -215,7 +219,7 @@ class CallLog:
             self._record(site, p, m, sessions.get(m.sid, {}))
             for p, m in zip(items, matches, strict=True)
         ]
-        stored = await self._run([self._store_args(site, rec) for rec in records], pipelined=True)
+        stored = await self._run([self._store_args(site, rec) for rec in records])
         out = []
         for (text, new), rec in zip(stored, records, strict=True):
             final = load_record(text, site.id)

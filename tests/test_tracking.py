@@ -236,3 +236,13 @@ def test_ping_fills_a_late_ga_client_id_and_errors_carry_cors(
     gone = httpx.post(f"{server.url}/v1/sessions/nope.nope/ping", headers=origin, json={})
     assert gone.status_code == 404
     assert gone.headers["access-control-allow-origin"] == "https://acme.example"
+
+
+def test_sessions_survive_redis_forgetting_its_scripts(
+    server: LiveServer, sync_redis: redis.Redis
+) -> None:
+    assert start(server).status_code == 200
+    sync_redis.script_flush()  # as after a Redis restart without persistence of scripts
+    again = start(server)
+    assert again.status_code == 200, again.text
+    assert again.json()["numbers"][0]["number"] != again.json()["numbers"][0]["replace"]
