@@ -221,11 +221,14 @@ class CallLog:
         ]
         stored = await self._run([self._store_args(site, rec) for rec in records])
         out = []
+        counted = metrics.CALLS.labels
         for (text, new), rec in zip(stored, records, strict=True):
-            final = load_record(text, site.id)
-            if int(new):
-                metrics.CALLS.labels(site.id, rec["match"]).inc()
-            out.append((answer(final), bool(int(new))))
+            if int(new):  # stored as built here, with the script's first-time flag
+                counted(site.id, rec["match"]).inc()
+                rec["first_time_caller"] = b'"first_time_caller":true' in _b(text)
+                out.append((answer(rec), True))
+            else:  # the first answer, from what was stored then
+                out.append((answer(load_record(text, site.id)), False))
         return out
 
     def _record(self, site: Site, p: Prepared, m: Match, sess: dict[str, str]) -> dict[str, Any]:
@@ -339,6 +342,10 @@ class CallLog:
             return []
         raws = await self.redis.mget([self.keys.call(site.id, _s(i)) for i in ids])
         return [load_record(r, site.id) for r in raws if r]
+
+
+def _b(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 def _s(value: Any) -> str:
