@@ -269,6 +269,7 @@ async def lookup(request: Request) -> Response:
     elif match.sid:
         rec = decode_hash(await svc.redis.hgetall(svc.keys.session(match.sid)))
         visit.update({k: rec.get(k, "") for k in visit})
+        visit["last_page"] = visit["last_page"] or visit["landing_page"]
     out.update(visit)
     if caller:
         out["first_time_caller"] = not await svc.redis.hexists(svc.keys.callers(site.id), caller)

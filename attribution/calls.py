@@ -275,7 +275,7 @@ class CallLog:
                 region=sess.get("region", ""),
                 device=sess.get("device", ""),
                 landing_page=sess.get("landing_page", "")[:PAGE_MAX],
-                last_page=sess.get("last_page", "")[:PAGE_MAX],
+                last_page=(sess.get("last_page") or sess.get("landing_page", ""))[:PAGE_MAX],
                 time_on_site=max(0, (started_ms - first) // 1000),
                 ga_client_id=sess.get("ga_client_id", ""),
                 ga_session_id=sess.get("ga_session_id", ""),

@@ -169,7 +169,10 @@ class Tracker:
 
         # 2. the leases and the session record, together
         now_ms = int(time.time() * 1000)
-        fields: dict[str, str | int] = {"last_page": url, "last_seen": now_ms, **vd}
+        # a first page is stored once, as the landing page; last_page follows from the second
+        fields: dict[str, str | int] = {"last_seen": now_ms, **vd}
+        if record:
+            fields["last_page"] = url
         if region_asked and region == region_asked:
             fields["region_chosen"] = "1"
         if ga_client:
@@ -216,7 +219,7 @@ class Tracker:
             fields["ga_client_id"] = ga_client  # _ga is often set after the first request
         ops: list[Op] = [self.allocator.op(site, pool, sid, now_ms) for pool in chosen]
         ops += [("HSET", key, *_flat(fields)), ("PEXPIRE", key, self.ttl_ms)]
-        if url and url != record.get("last_page"):
+        if url and url != (record.get("last_page") or record.get("landing_page")):
             ops.append(("HINCRBY", key, "pages", 1))
         raw = await self.batch(*ops)
         leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]

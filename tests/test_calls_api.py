@@ -105,6 +105,7 @@ def test_a_generic_cdr_is_attributed_to_the_session(server: LiveServer) -> None:
     }
     log = httpx.get(f"{server.url}/v1/calls", headers=AUTH).json()["calls"]
     assert log[0]["landing_page"].startswith("https://acme.example/")
+    assert log[0]["last_page"] == log[0]["landing_page"]  # the visit saw one page
     assert log[0]["billsec"] == 55 and log[0]["ga_client_id"] == "555.666"
 
 
