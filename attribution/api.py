@@ -6,7 +6,6 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import phonenumbers
@@ -20,7 +19,7 @@ from .config import Site
 from .errors import ApiError, BadRequest, NotFound
 from .services import Services, services
 from .tracking import decode_hash
-from .web import json_object, json_response, read_body, site_for_key
+from .web import csv_cell, json_object, json_response, parse_moment, read_body, site_for_key
 
 BATCH_LIMIT = 1024 * 1024
 STATUSES = ("answered", "missed", "busy", "failed")
@@ -107,20 +106,7 @@ def _is_batch(body: bytes, ctype: str, fmt: str | None) -> bool:
 
 def _time_param(request: Request, name: str, site: Site) -> int | None:
     text = request.query_params.get(name)
-    if not text:
-        return None
-    try:
-        if text.replace(".", "", 1).isdigit():
-            return int(float(text) * 1000)
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(
-            f"{name} must be ISO 8601 (2026-11-24 or 2026-11-24T09:00:00+02:00) or Unix seconds",
-            field=name,
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=site.timezone)
-    return int(dt.timestamp() * 1000)
+    return parse_moment(text, name, site.timezone)[0] if text else None
 
 
 def parse_number(text: str, site: Site, field: str) -> str:
@@ -201,14 +187,6 @@ async def _scan(
             if after and rec["started_ms"] == after[0] and rec["call_id"] >= after[1]:
                 continue
             yield rec
-
-
-def csv_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
 
 
 async def _csv_rows(

@@ -55,7 +55,6 @@ import csv
 import hashlib
 import io
 import math
-import re
 import statistics
 import time
 from collections import defaultdict
@@ -70,12 +69,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .api import csv_cell
 from .calls import load_record
 from .config import Pool, Site
 from .errors import BadRequest, NotFound
 from .services import Services, services
-from .web import json_response, site_for_key
+from .web import csv_cell, json_response, midnight, parse_moment, site_for_key
 
 MISSED = frozenset({"missed", "busy", "failed"})
 BY = ("campaign", "keyword", "pool", "region")
@@ -143,38 +141,6 @@ def iso_local(ms: int | None, tz: tzinfo) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="seconds")
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_UNIX = re.compile(r"\d{9,11}(\.\d+)?")
-_LOST_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
-
-
-def _midnight(day: date, tz: tzinfo) -> int:
-    return int(datetime.combine(day, datetime.min.time(), tzinfo=tz).timestamp() * 1000)
-
-
-def _point(text: str, name: str, tz: tzinfo) -> tuple[int, date | None]:
-    """A ``from``/``to`` value as ms, and the date when a bare date was given."""
-    text = text.strip()
-    try:
-        if _DATE.fullmatch(text):
-            day = date.fromisoformat(text)
-            return _midnight(day, tz), day
-        if _UNIX.fullmatch(text):
-            return int(float(text) * 1000), None
-        # an unescaped "+" in a query string arrives as a space: "…T09:00 02:00"
-        text = _LOST_PLUS.sub(r"\1+\2", text)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=tz)
-        return int(moment.timestamp() * 1000), None
-    except (ValueError, OverflowError):
-        raise BadRequest(
-            f"{name} must be a date (2026-11-24) or a datetime "
-            "(2026-11-24T09:00 in the site's timezone, or with an offset)",
-            field=name,
-        ) from None
-
-
 def parse_range(
     params: Mapping[str, str],
     tz: tzinfo,
@@ -186,20 +152,20 @@ def parse_range(
     today = datetime.fromtimestamp(now_ms / 1000, tz).date()
     to_text, from_text = params.get("to", "").strip(), params.get("from", "").strip()
     if to_text:
-        end, to_day = _point(to_text, "to", tz)
+        end, to_day = parse_moment(to_text, "to", tz)
         if to_day is not None:
             try:
-                end = _midnight(to_day + timedelta(days=1), tz)
+                end = midnight(to_day + timedelta(days=1), tz)
             except OverflowError:
                 raise BadRequest("to is out of range", field="to") from None
     else:
-        end, to_day = _midnight(today + timedelta(days=1), tz), today
+        end, to_day = midnight(today + timedelta(days=1), tz), today
     if from_text:
-        start, _ = _point(from_text, "from", tz)
+        start, _ = parse_moment(from_text, "from", tz)
     else:
         last = to_day or datetime.fromtimestamp((end - 1) / 1000, tz).date()
         try:
-            start = _midnight(last - timedelta(days=default_days - 1), tz)
+            start = midnight(last - timedelta(days=default_days - 1), tz)
         except OverflowError:
             raise BadRequest("to is out of range", field="to") from None
     if end <= start:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -168,6 +170,50 @@ def site_for_key(config: Config, request: Request) -> Site:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return found
+
+
+# ---------------------------------------------------------------- query values and CSV
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_UNIX = re.compile(r"\d{9,11}(\.\d+)?")
+_LOST_PLUS = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
+
+
+def midnight(day: date, tz: tzinfo) -> int:
+    return int(datetime.combine(day, datetime.min.time(), tzinfo=tz).timestamp() * 1000)
+
+
+def parse_moment(text: str, name: str, tz: tzinfo) -> tuple[int, date | None]:
+    """A ``from``/``to`` query value as ms, and the date when a bare date was given:
+    a date, Unix seconds, or an ISO datetime (no offset: the site's timezone)."""
+    text = text.strip()
+    try:
+        if _DATE.fullmatch(text):
+            day = date.fromisoformat(text)
+            return midnight(day, tz), day
+        if _UNIX.fullmatch(text):
+            return int(float(text) * 1000), None
+        # an unescaped "+" in a query string arrives as a space: "…T09:00 02:00"
+        text = _LOST_PLUS.sub(r"\1+\2", text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        return int(moment.timestamp() * 1000), None
+    except (ValueError, OverflowError):
+        raise BadRequest(
+            f"{name} must be a date (2026-11-24) or a datetime "
+            "(2026-11-24T09:00 in the site's timezone, or with an offset)",
+            field=name,
+        ) from None
+
+
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
 
 
 # ---------------------------------------------------------------- access log
