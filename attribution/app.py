@@ -95,11 +95,9 @@ async def ping(request: Request) -> Response:
     svc = services(request)
     body = await json_object(request, svc.config.server.max_body_bytes)
     sid = request.path_params["sid"]
-    answer = await svc.tracker.ping(sid, body)
-    record = await svc.tracker.record(sid)
-    site = svc.config.site(record.get("site", ""))
-    headers = cors_headers(site, request) if site else {}
-    return json_response(answer, headers=headers)
+    site, record = await svc.tracker.session(sid)
+    headers = cors_headers(site, request)  # a foreign page refreshes nothing
+    return json_response(await svc.tracker.ping(site, sid, record, body), headers=headers)
 
 
 ROUTES = [

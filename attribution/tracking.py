@@ -197,17 +197,25 @@ class Tracker:
         leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
         return Assignment(sid, self._numbers(site, leases), hold_s, vd)
 
-    async def ping(self, sid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def session(self, sid: str) -> tuple[Site, dict[str, str]]:
+        """The site and record of a live session whose sid verifies; 404 otherwise."""
+        key = self.keys.session(sid)
+        record = decode_hash((await self.batch(("HGETALL", key)))[0]) if len(sid) <= 64 else {}
+        site = self.config.site(record.get("site", ""))
+        if site is None or not self.signer.verify(site.id, sid):
+            raise NotFound("unknown or expired session; start a new one", field="sid")
+        return site, record
+
+    async def ping(
+        self, site: Site, sid: str, record: Mapping[str, str], body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Keep the session's leases and record the page (``record`` from :meth:`session`)."""
         # a 4xx makes the snippet drop its session, so malformed optional fields are
         # ignored here rather than refused
         url = _lenient(lambda: _str_field(body, "url", MAX_URL))
         ga_session = _lenient(lambda: _ga_id(body, "ga_session_id"))
         ga_client = _lenient(lambda: _ga_id(body, "ga_client_id"))
         key = self.keys.session(sid)
-        record = decode_hash((await self.batch(("HGETALL", key)))[0]) if len(sid) <= 64 else {}
-        site = self.config.site(record.get("site", ""))
-        if site is None or not self.signer.verify(site.id, sid):
-            raise NotFound("unknown or expired session; start a new one", field="sid")
         now_ms = int(time.time() * 1000)
         chosen = [p for p in site.choose_pools(record).values() if p is not None]
         fields: dict[str, str | int] = {"last_seen": now_ms}
@@ -242,9 +250,6 @@ class Tracker:
                 field="client",
                 headers={"Retry-After": str(retry)},
             )
-
-    async def record(self, sid: str) -> dict[str, str]:
-        return decode_hash(await self.redis.hgetall(self.keys.session(sid)))
 
 
 def _flat(fields: Mapping[str, str | int]) -> list[str | int]:
