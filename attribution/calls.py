@@ -12,18 +12,19 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from . import metrics
 from .batching import Batcher
 from .cdr import ParseContext
 from .cdr.record import Cdr
-from .config import Config, Site
+from .config import Config, Pool, Site, Static
 from .errors import Forbidden
 from .keys import Keys
 from .lua import Scripts
-from .matcher import Match, Matcher, Route
+from .matcher import CLOCK_SKEW_MS, HISTORY_SCAN, Match, Matcher, Route
 from .redis_store import AnyRedis, is_cluster
 
 PAGE_MAX = 300
@@ -40,6 +41,20 @@ SESSION_FIELDS = (
     "ga_client_id",
     "ga_session_id",
 )
+# copied as they are from the session into the call record
+COPIED_FIELDS = (
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "device",
+    "ga_client_id",
+    "ga_session_id",
+)
+# what ingest.lua answers of the session, beside the sid
+ANSWERED_SESSION_FIELDS = ("source", "medium", "campaign", "keyword", "region")
+INGEST_CHUNK = 50  # calls per ingest.lua run: a few milliseconds of Redis at most
 ANSWER_FIELDS = (
     "call_id",
     "match",
@@ -67,6 +82,7 @@ def parse_context(site: Site) -> ParseContext:
 
 # Fields stored only when they carry something; readers get them back with these defaults.
 RECORD_DEFAULTS: dict[str, Any] = {
+    "direction": "inbound",
     "answered_at": None,
     "ended_at": None,
     "recording_url": None,
@@ -86,31 +102,62 @@ RECORD_DEFAULTS: dict[str, Any] = {
     "value": None,
     "currency": None,
     "candidates": 0,
+    "first_time_caller": False,
 }
 
+# The names fields are stored under: a call costs under 1 KiB of Redis memory with its
+# indexes, and names were a third of a record.  ingest.lua, lib_store.lua and
+# enqueue_conversion.lua write and read the same names.  The site is not stored (it
+# is in the key), nor are the ISO times (they come from the ``*_ms`` fields).
+STORED_NAMES = {
+    "call_id": "id",
+    "direction": "dir",
+    "caller": "clr",
+    "called": "cld",
+    "started_ms": "t0",
+    "answered_ms": "ta",
+    "ended_ms": "te",
+    "status": "st",
+    "duration": "dur",
+    "billsec": "bs",
+    "recording_url": "rec",
+    "pool": "pl",
+    "match": "m",
+    "candidates": "nc",
+    "sid": "sid",
+    "source": "src",
+    "medium": "med",
+    "campaign": "cmp",
+    "keyword": "kw",
+    "region": "reg",
+    "device": "dev",
+    "ga_client_id": "gc",
+    "ga_session_id": "gs",
+    "landing_page": "lp",
+    "last_page": "pg",
+    "time_on_site": "tos",
+    "first_time_caller": "ftc",
+    "value": "val",
+    "currency": "cur",
+}
+FULL_NAMES = {short: full for full, short in STORED_NAMES.items()}
+_MISSING = object()
 
-# Derived on reading, so not stored: the site (in the key) and the ISO times (from ms).
-DERIVED = ("site", "started_at", "answered_at", "ended_at")
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def compact(record: dict[str, Any], answered: float | None, ended: float | None) -> str:
-    """The stored JSON: empty and derivable fields left out (a call costs about 1 KiB
-    of Redis memory with its indexes)."""
-    kept = {
-        k: v
-        for k, v in record.items()
-        if k not in DERIVED and not (k in RECORD_DEFAULTS and v == RECORD_DEFAULTS[k])
-    }
-    if answered is not None:
-        kept["answered_ms"] = int(answered * 1000)
-    if ended is not None:
-        kept["ended_ms"] = int(ended * 1000)
-    return json.dumps(kept, separators=(",", ":"), ensure_ascii=False)
+def record_body(rec: dict[str, Any]) -> str:
+    """What the scripts take: the stored JSON without its closing brace (they append the
+    match and ``first_time_caller``, which only they can know); defaults left out."""
+    return _dumps(
+        {STORED_NAMES.get(k, k): v for k, v in rec.items() if RECORD_DEFAULTS.get(k, _MISSING) != v}
+    )[:-1]
 
 
 def load_record(raw: str | bytes, site: str = "") -> dict[str, Any]:
-    """A stored call record with every field present."""
-    rec: dict[str, Any] = json.loads(raw)
+    """A stored call record with every field present, under its full names."""
+    stored: dict[str, Any] = json.loads(raw)
+    rec = {FULL_NAMES.get(k, k): v for k, v in stored.items()}
     for k, v in RECORD_DEFAULTS.items():
         rec.setdefault(k, v)
     rec.setdefault("site", site)
@@ -122,7 +169,7 @@ def load_record(raw: str | bytes, site: str = "") -> dict[str, Any]:
 
 
 def answer(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in ANSWER_FIELDS}
+    return {k: record.get(k, RECORD_DEFAULTS.get(k)) for k in ANSWER_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +191,7 @@ class CallLog:
         self.retention_ms = config.calls_days * 86_400_000
         self.cluster = is_cluster(redis)
         self.batch = Batcher(redis, scripts)
+        self._counters: dict[tuple[str, str], Any] = {}
 
     def prepare(self, site: Site, cdr: Cdr) -> Prepared:
         """Check the number belongs to the key's site (403 otherwise)."""
@@ -170,9 +218,88 @@ class CallLog:
         return [ans for ans, _ in await self.ingest_new(site, items)]
 
     async def ingest_new(
+        self, site: Site, items: Sequence[Prepared], *, in_lua: bool | None = None
+    ) -> list[tuple[dict[str, Any], bool]]:
+        """:meth:`ingest`, also saying whether each call was stored now (False: already was).
+
+        On one Redis each call is one ``ingest.lua`` (match, session, store); a Cluster
+        keeps sessions in other slots, so there the three steps are taken from here.
+        ``in_lua`` picks the way (tests compare them).
+        """
+        if not items:
+            return []
+        if in_lua if in_lua is not None else not self.cluster:
+            return await self._ingest_in_lua(site, items)
+        return await self._ingest_in_steps(site, items)
+
+    async def _ingest_in_lua(
         self, site: Site, items: Sequence[Prepared]
     ) -> list[tuple[dict[str, Any], bool]]:
-        """:meth:`ingest`, also saying whether each call was stored now (False: already was)."""
+        head = (
+            "script",
+            "ingest",
+            self.keys.site(site.id),
+            self.retention_ms,
+            "1" if site.ga4 is not None else "0",
+            self.keys.ns,
+            self.matcher.grace_ms,
+            HISTORY_SCAN,
+            CLOCK_SKEW_MS,
+            PAGE_MAX,
+        )
+        records = []
+        args: list[Any] = []
+        for p in items:
+            rec, kind, pool = _base(p), "none", ""
+            if p.cdr.direction == "inbound":
+                if p.route.static is not None:
+                    kind = "static"
+                    _place(rec, p.route.static, None)
+                elif p.route.pool is not None:
+                    kind = "pool"
+                    pool = self.keys.pool(site.id, p.route.pool.id)
+                    _place(rec, None, p.route.pool)
+            started = rec["started_ms"]
+            args += (
+                rec["call_id"],
+                record_body(rec),
+                started,
+                rec["caller"] if p.cdr.direction == "inbound" else rec["called"],
+                rec["status"],
+                rec["direction"],
+                _local_day(site.timezone, started // 900_000),
+                kind,
+                pool,
+                p.number,
+            )
+            records.append(rec)
+        step = INGEST_CHUNK * 10
+        replies = [
+            reply
+            for chunk in await self.batch(
+                *((*head, *args[at : at + step]) for at in range(0, len(args), step))
+            )
+            for reply in chunk
+        ]
+        out = []
+        for reply, rec in zip(replies, records, strict=True):
+            if not int(reply[0]):  # the first answer, from what was stored then
+                out.append((answer(load_record(reply[1], site.id)), False))
+                continue
+            first, kind, candidates, *found = reply[1:]
+            rec["first_time_caller"] = bool(int(first))
+            rec["match"] = _s(kind)
+            rec["candidates"] = int(candidates)
+            for k, v in zip(("sid", *ANSWERED_SESSION_FIELDS), found, strict=True):
+                if v:
+                    rec[k] = _s(v)
+            self._counted(site.id, rec["match"]).inc()
+            out.append((answer(rec), True))
+        return out
+
+    async def _ingest_in_steps(
+        self, site: Site, items: Sequence[Prepared]
+    ) -> list[tuple[dict[str, Any], bool]]:
         # 1. lease history, for every inbound call to a pool number
         todo = [
             (i, p)
@@ -211,111 +338,54 @@ class CallLog:
             else:
                 rows = await self.batch(*reads)
             for sid, values in zip(sids, rows, strict=True):
-                sessions[sid] = {
-                    k: _s(v) for k, v in zip(SESSION_FIELDS, values, strict=True) if v is not None
-                }
+                sessions[sid] = {k: _s(v) for k, v in zip(SESSION_FIELDS, values, strict=True) if v}
         # 3. store, each call atomically with its outbox entry
-        records = [
-            self._record(site, p, m, sessions.get(m.sid, {}))
-            for p, m in zip(items, matches, strict=True)
-        ]
-        stored = await self._run([self._store_args(site, rec) for rec in records])
+        records = []
+        ops = []
+        for p, m in zip(items, matches, strict=True):
+            rec = self._record(p, m, sessions.get(m.sid) if m.sid else None)
+            ops.append(store_op(self.keys, site, rec, self.retention_ms, _not_owed(site, m, rec)))
+            records.append(rec)
         out = []
-        counted = metrics.CALLS.labels
-        for (text, new), rec in zip(stored, records, strict=True):
-            if int(new):  # stored as built here, with the script's first-time flag
-                counted(site.id, rec["match"]).inc()
-                rec["first_time_caller"] = b'"first_time_caller":true' in _b(text)
+        for reply, rec in zip(await self._run(ops), records, strict=True):
+            if int(reply[1]):  # stored as built here, with the script's first-time flag
+                self._counted(site.id, rec["match"]).inc()
+                rec["first_time_caller"] = bool(int(reply[2]))
                 out.append((answer(rec), True))
             else:  # the first answer, from what was stored then
-                out.append((answer(load_record(text, site.id)), False))
+                out.append((answer(load_record(reply[0], site.id)), False))
         return out
 
-    def _record(self, site: Site, p: Prepared, m: Match, sess: dict[str, str]) -> dict[str, Any]:
-        cdr = p.cdr
-        started_ms = int(cdr.started_at * 1000)
-        rec: dict[str, Any] = {
-            **RECORD_DEFAULTS,
-            "call_id": cdr.call_id,
-            "site": site.id,
-            "direction": cdr.direction,
-            "caller": cdr.caller,
-            "called": cdr.called,
-            "started_ms": started_ms,
-            "_answered": cdr.answered_at,
-            "_ended": cdr.ended_at,
-            "status": cdr.status,
-            "duration": cdr.duration,
-            "billsec": cdr.billsec,
-            "recording_url": cdr.recording_url,
-            "match": m.kind,
-            "candidates": m.candidates,
-            "pool": m.pool.id if m.pool else "",
-            "sid": m.sid,
-            "first_time_caller": "?",
-            "value": m.pool.value if m.pool else None,
-            "currency": m.pool.currency if m.pool else None,
-        }
-        if m.static is not None:
-            rec.update(
-                source=m.static.source,
-                medium=m.static.medium,
-                campaign=m.static.campaign,
-                keyword=m.static.keyword,
-                region=m.static.region,
-                pool="static",
-            )
-        elif sess:
-            first = int(sess.get("first_seen") or started_ms)
-            rec.update(
-                source=sess.get("source", ""),
-                medium=sess.get("medium", ""),
-                campaign=sess.get("campaign", ""),
-                keyword=sess.get("keyword", ""),
-                region=sess.get("region", ""),
-                device=sess.get("device", ""),
-                landing_page=sess.get("landing_page", "")[:PAGE_MAX],
-                last_page=(sess.get("last_page") or sess.get("landing_page", ""))[:PAGE_MAX],
-                time_on_site=max(0, (started_ms - first) // 1000),
-                ga_client_id=sess.get("ga_client_id", ""),
-                ga_session_id=sess.get("ga_session_id", ""),
-            )
-        rec["_why"] = self._not_owed(site, cdr, m, rec)
-        return rec
+    def _counted(self, site: str, match: str) -> Any:
+        child = self._counters.get((site, match))
+        if child is None:
+            child = self._counters[site, match] = metrics.CALLS.labels(site, match)
+        return child
 
     @staticmethod
-    def _not_owed(site: Site, cdr: Cdr, m: Match, rec: dict[str, Any]) -> str:
-        if cdr.direction != "inbound":
-            return "outbound"
-        if m.kind == "unattributed":
-            return "unattributed"
-        if site.ga4 is None:
-            return "no_ga4"
-        if not rec["ga_client_id"]:
-            return "no_client_id"
-        return ""
-
-    def _store_args(self, site: Site, rec: dict[str, Any]) -> tuple[Any, ...]:
-        why = rec.pop("_why")
-        party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
-        day = datetime.fromtimestamp(rec["started_ms"] / 1000, site.timezone).strftime("%Y-%m-%d")
-        text = compact(rec, rec.pop("_answered"), rec.pop("_ended"))
-        return (
-            "store_call",
-            self.keys.site(site.id),
-            rec["call_id"],
-            text,
-            rec["started_ms"],
-            party,
-            rec["status"],
-            rec["direction"],
-            "0" if why else "1",
-            self.retention_ms,
-            rec["sid"],
-            day,
-            rec["match"],
-            why,
-        )
+    def _record(p: Prepared, m: Match, sess: dict[str, str] | None) -> dict[str, Any]:
+        """The record as stored: only the fields that carry something (RECORD_DEFAULTS)."""
+        rec = _base(p)
+        rec["match"] = m.kind
+        if m.candidates:
+            rec["candidates"] = m.candidates
+        if m.sid:
+            rec["sid"] = m.sid
+        _place(rec, m.static, m.pool)
+        if m.static is None and sess:
+            for k in COPIED_FIELDS:
+                found = sess.get(k)
+                if found:
+                    rec[k] = found
+            landing = sess.get("landing_page", "")
+            if landing:
+                rec["landing_page"] = landing[:PAGE_MAX]
+            last = sess.get("last_page") or landing
+            if last:
+                rec["last_page"] = last[:PAGE_MAX]
+            first = int(sess.get("first_seen") or rec["started_ms"])
+            rec["time_on_site"] = max(0, (rec["started_ms"] - first) // 1000)
+        return rec
 
     # ------------------------------------------------------------ reading
 
@@ -344,8 +414,90 @@ class CallLog:
         return [load_record(r, site.id) for r in raws if r]
 
 
-def _b(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
+def _base(p: Prepared) -> dict[str, Any]:
+    """What the PBX says of a call, as stored."""
+    cdr = p.cdr
+    rec: dict[str, Any] = {
+        "call_id": cdr.call_id,
+        "direction": cdr.direction,
+        "caller": cdr.caller,
+        "called": cdr.called,
+        "started_ms": int(cdr.started_at * 1000),
+        "status": cdr.status,
+        "duration": cdr.duration,
+        "billsec": cdr.billsec,
+    }
+    if cdr.answered_at is not None:
+        rec["answered_ms"] = int(cdr.answered_at * 1000)
+    if cdr.ended_at is not None:
+        rec["ended_ms"] = int(cdr.ended_at * 1000)
+    if cdr.recording_url:
+        rec["recording_url"] = cdr.recording_url
+    return rec
+
+
+def _place(rec: dict[str, Any], static: Static | None, pool: Pool | None) -> None:
+    """What the config says of the number: a static number's channel, or the pool's."""
+    if static is not None:
+        rec["pool"] = "static"
+        for k, v in (
+            ("source", static.source),
+            ("medium", static.medium),
+            ("campaign", static.campaign),
+            ("keyword", static.keyword),
+            ("region", static.region),
+        ):
+            if v:
+                rec[k] = v
+    elif pool is not None:
+        rec["pool"] = pool.id
+        if pool.value is not None:
+            rec["value"] = pool.value
+        if pool.currency is not None:
+            rec["currency"] = pool.currency
+
+
+def _not_owed(site: Site, m: Match, rec: dict[str, Any]) -> str:
+    """Why no GA4 event is owed for this call ("" when one is)."""
+    if rec["direction"] != "inbound":
+        return "outbound"
+    if m.kind == "unattributed":
+        return "unattributed"
+    if site.ga4 is None:
+        return "no_ga4"
+    if not rec.get("ga_client_id"):
+        return "no_client_id"
+    return ""
+
+
+@lru_cache(maxsize=4096)
+def _local_day(tz: tzinfo, quarter: int) -> str:
+    """The date in ``tz`` of a quarter hour (every UTC offset and every DST change falls
+    on a quarter hour, so the whole quarter has one local date)."""
+    return datetime.fromtimestamp(quarter * 900, tz).strftime("%Y-%m-%d")
+
+
+def store_op(
+    keys: Keys, site: Site, rec: dict[str, Any], retention_ms: int, why: str
+) -> tuple[Any, ...]:
+    """The ``store_call`` script call for a record as :meth:`CallLog._record` builds it."""
+    inbound = rec["direction"] == "inbound"
+    return (
+        "store_call",
+        keys.site(site.id),
+        rec["call_id"],
+        record_body(rec),
+        rec["started_ms"],
+        rec["caller"] if inbound else rec["called"],
+        rec["status"],
+        rec["direction"],
+        "0" if why else "1",
+        retention_ms,
+        rec.get("sid", ""),
+        _local_day(site.timezone, rec["started_ms"] // 900_000),
+        rec["match"],
+        why,
+    )
 
 
 def _s(value: Any) -> str:

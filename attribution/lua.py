@@ -2,6 +2,9 @@
 
 Scripts are called directly (EVALSHA, falling back to EVAL once when the server has
 forgotten them), never inside a Cluster pipeline, which Redis Cluster refuses.
+
+Redis has no ``require``: a line ``--#include lib_NAME`` is replaced by that file when
+the script is loaded, so scripts share functions without copies of them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ NAMES = (
     "sync_pool",
     "ratelimit",
     "store_call",
+    "ingest",
     "outbox_delivered",
     "outbox_dead",
     "outbox_retry",
@@ -26,9 +30,17 @@ NAMES = (
 )
 
 
+INCLUDE = "--#include "
+
+
 @cache
 def source(name: str) -> str:
-    return resources.files("attribution.scripts").joinpath(f"{name}.lua").read_text("utf-8")
+    """A script's text, with its ``--#include`` lines replaced by the files they name."""
+    text = resources.files("attribution.scripts").joinpath(f"{name}.lua").read_text("utf-8")
+    return "".join(
+        source(line[len(INCLUDE) :].strip()) if line.startswith(INCLUDE) else line
+        for line in text.splitlines(keepends=True)
+    )
 
 
 class Scripts:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from support import BASE_TOML, TEST_ENV, make_config
 
 from attribution import outbox
+from attribution.calls import store_op
 from attribution.config import Config
 from attribution.errors import NotFound
 from attribution.keys import Keys
@@ -113,26 +114,16 @@ def not_owed_reason(rec: dict[str, Any]) -> str:
     return ""
 
 
-async def store(r: Any, keys: Keys, rec: dict[str, Any]) -> None:
+async def store(r: Any, keys: Keys, rec: dict[str, Any], cfg: Config | None = None) -> None:
     """Store a call exactly as the CDR path does (store_call.lua)."""
-    why = not_owed_reason(rec)
-    party = rec["caller"] if rec["direction"] == "inbound" else rec["called"]
-    await Scripts(r)(
-        "store_call",
-        keys.site(rec["site"]),
-        rec["call_id"],
-        json.dumps(rec, separators=(",", ":")),
-        rec["started_ms"],
-        party,
-        rec["status"],
-        rec["direction"],
-        "0" if why else "1",
-        RETENTION_MS,
-        rec["sid"],
-        day_of(rec),
-        rec["match"],
-        why,
-    )
+    site = (cfg or make_config()).site(rec["site"])
+    assert site is not None
+    kept = {
+        k: v
+        for k, v in rec.items()
+        if k not in ("site", "started_at", "answered_at", "ended_at", "first_time_caller")
+    }
+    await Scripts(r)(*store_op(keys, site, kept, RETENTION_MS, not_owed_reason(rec)))
 
 
 @contextlib.asynccontextmanager
@@ -800,7 +791,7 @@ async def test_delivery_on_a_redis_cluster(redis_cluster: Any, live: Callable[..
             s.url = f"{srv.url}/mp/collect"
             records = [make_record(300 + i, site=("acme", "beta")[i % 2]) for i in range(20)]
             for rec in records:
-                await store(rc, keys, rec)
+                await store(rc, keys, rec, cfg)
             assert await outbox.enqueue_conversion(rc, keys, "beta", "pbx-301", 5, "UAH", "B-1")
             s.fail_next(503, 2)
             async with running(cfg, rc, keys, s, name="c1"), running(cfg, rc, keys, s, name="c2"):

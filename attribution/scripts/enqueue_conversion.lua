@@ -28,7 +28,7 @@ if ARGV[7] ~= '1' then
   reason = 'no_ga4'
 else
   local ok, call = pcall(cjson.decode, record)
-  local cid = ok and type(call) == 'table' and call['ga_client_id']
+  local cid = ok and type(call) == 'table' and call['gc']  -- calls.STORED_NAMES
   if type(cid) ~= 'string' or cid == '' then reason = 'no_client_id' end
 end
 local day = p .. ':day:' .. ARGV[5]
