@@ -54,7 +54,8 @@ COPIED_FIELDS = (
 )
 # what ingest.lua answers of the session, beside the sid
 ANSWERED_SESSION_FIELDS = ("source", "medium", "campaign", "keyword", "region")
-INGEST_CHUNK = 50  # calls per ingest.lua run: a few milliseconds of Redis at most
+INGEST_CHUNK = 25  # calls per ingest.lua run: a few milliseconds of Redis at most
+NO_ANSWER: dict[str, Any] = {}
 ANSWER_FIELDS = (
     "call_id",
     "match",
@@ -232,8 +233,17 @@ class CallLog:
             return await self._ingest_in_lua(site, items)
         return await self._ingest_in_steps(site, items)
 
+    async def store(self, site: Site, items: Sequence[Prepared]) -> list[bool]:
+        """Match and store each prepared CDR; says only whether each was stored now (a bulk
+        import needs no answers)."""
+        if not items:
+            return []
+        if self.cluster:
+            return [new for _, new in await self._ingest_in_steps(site, items)]
+        return [new for _, new in await self._ingest_in_lua(site, items, answers=False)]
+
     async def _ingest_in_lua(
-        self, site: Site, items: Sequence[Prepared]
+        self, site: Site, items: Sequence[Prepared], answers: bool = True
     ) -> list[tuple[dict[str, Any], bool]]:
         head = (
             "script",
@@ -281,7 +291,13 @@ class CallLog:
             )
             for reply in chunk
         ]
-        out = []
+        out: list[tuple[dict[str, Any], bool]] = []
+        if not answers:
+            for reply in replies:
+                if int(reply[0]):
+                    self._counted(site.id, _s(reply[2])).inc()
+                out.append((NO_ANSWER, bool(int(reply[0]))))
+            return out
         for reply, rec in zip(replies, records, strict=True):
             if not int(reply[0]):  # the first answer, from what was stored then
                 out.append((answer(load_record(reply[1], site.id)), False))

@@ -1,8 +1,8 @@
 """``callpath import-cdr FILE``: bulk ingest of a PBX export, idempotent by call id.
 
 The file is streamed: a worker thread reads and parses the next batch while the
-event loop stores the previous ones, a couple of batches in flight, each one a few
-pipelined round trips (``CallLog.ingest_new``).  Order still holds where it matters:
+event loop stores the previous ones, up to eight batches in flight so Redis never
+waits for the parser, each one pipelined (``CallLog.store``).  Order still holds where it matters:
 a call whose caller (or call id) is in a batch still in flight is held back for the
 next batch, so first-time-caller flags, callbacks and the caller history used to
 resolve shared numbers come out as if the file were stored row by row.
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .services import Services
 
 FORMATS = ("asterisk-csv", "json", "freeswitch-json")
-BATCH = 1000
-IN_FLIGHT = 2
+BATCH = 250
+IN_FLIGHT = 8  # Redis always has the next batch waiting while this one is parsed
 SHOW_FAILURES = 50
 
 
@@ -102,7 +102,7 @@ def order_keys(p: Prepared) -> tuple[str, str]:
     return "c" + cdr.call_id, "p" + party if party else ""
 
 
-Flight = tuple["asyncio.Task[list[tuple[dict[str, Any], bool]]]", frozenset[str]]
+Flight = tuple["asyncio.Task[list[bool]]", frozenset[str]]
 
 
 class _Flights:
@@ -123,7 +123,7 @@ class _Flights:
 
     async def settle(self, flight: Flight) -> None:
         self.flying.remove(flight)
-        for _, stored in await flight[0]:
+        for stored in await flight[0]:
             if stored:
                 self.result.new += 1
             else:
@@ -149,7 +149,7 @@ class _Flights:
                 else:
                     now.append(p)
             if now:
-                task = asyncio.create_task(self.svc.calls.ingest_new(self.site, now))
+                task = asyncio.create_task(self.svc.calls.store(self.site, now))
                 sent = frozenset(k for p in now for k in order_keys(p) if k)
                 self.flying.append((task, sent))
                 await asyncio.sleep(0)  # let it send its first pipeline
