@@ -6,6 +6,7 @@ so a call imported weeks later still finds the landing page and the GA ids.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .sources import Visit, classify, keep_last_non_direct
 
 MAX_URL = 2048
 GA_ID_MAX = 64
+_GA_ID = re.compile(rf"[0-9.]{{1,{GA_ID_MAX}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +64,7 @@ def _ga_id(body: Mapping[str, Any], name: str) -> str:
         value = str(value)
     if value in (None, ""):
         return ""
-    if (
-        not isinstance(value, str)
-        or len(value) > GA_ID_MAX
-        or not all(c.isdigit() or c == "." for c in value)
-    ):
+    if not isinstance(value, str) or not _GA_ID.fullmatch(value):
         raise BadRequest(f"{name} must be digits and dots, as GA writes it", field=name)
     return value
 

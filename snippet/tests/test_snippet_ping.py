@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
-
     from conftest import PageServer, StandInApi, Tab
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
 
