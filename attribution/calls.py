@@ -28,32 +28,11 @@ from .matcher import CLOCK_SKEW_MS, HISTORY_SCAN, Match, Matcher, Route
 from .redis_store import AnyRedis, is_cluster
 
 PAGE_MAX = 300
-SESSION_FIELDS = (
-    "source",
-    "medium",
-    "campaign",
-    "keyword",
-    "region",
-    "device",
-    "landing_page",
-    "last_page",
-    "first_seen",
-    "ga_client_id",
-    "ga_session_id",
-)
-# copied as they are from the session into the call record
-COPIED_FIELDS = (
-    "source",
-    "medium",
-    "campaign",
-    "keyword",
-    "region",
-    "device",
-    "ga_client_id",
-    "ga_session_id",
-)
 # what ingest.lua answers of the session, beside the sid
 ANSWERED_SESSION_FIELDS = ("source", "medium", "campaign", "keyword", "region")
+# copied as they are from the session into the call record (ingest.lua: SESSION)
+COPIED_FIELDS = (*ANSWERED_SESSION_FIELDS, "device", "ga_client_id", "ga_session_id")
+SESSION_FIELDS = (*COPIED_FIELDS, "landing_page", "last_page", "first_seen")
 INGEST_CHUNK = 25  # calls per ingest.lua run: a few milliseconds of Redis at most
 NO_ANSWER: dict[str, Any] = {}
 ANSWER_FIELDS = (
