@@ -250,7 +250,7 @@ async def lookup(request: Request) -> Response:
         visit["last_page"] = visit["last_page"] or visit["landing_page"]
     out.update(visit)
     if caller:
-        out["first_time_caller"] = not await svc.redis.hexists(svc.keys.callers(site.id), caller)
+        out["first_time_caller"] = not await svc.redis.hexists(svc.keys.lastsid(site.id), caller)
     return json_response(out)
 
 

@@ -235,6 +235,7 @@ class CallLog:
             HISTORY_SCAN,
             CLOCK_SKEW_MS,
             PAGE_MAX,
+            "1" if answers else "0",
         )
         records = []
         args: list[Any] = []

@@ -141,17 +141,22 @@ class _Flights:
             busy: set[str] = set().union(*(keys for _, keys in self.flying))
             now: list[Prepared] = []
             later: list[Prepared] = []
+            sent: set[str] = set()
             for p in todo:
-                keys = order_keys(p)
-                if any(k in busy for k in keys if k):
-                    busy.update(k for k in keys if k)  # its later calls wait too
+                call, party = order_keys(p)
+                if call in busy or (party and party in busy):
+                    busy.add(call)  # its later calls wait too
+                    if party:
+                        busy.add(party)
                     later.append(p)
                 else:
                     now.append(p)
+                    sent.add(call)
+                    sent.add(party)
             if now:
                 task = asyncio.create_task(self.svc.calls.store(self.site, now))
-                sent = frozenset(k for p in now for k in order_keys(p) if k)
-                self.flying.append((task, sent))
+                sent.discard("")
+                self.flying.append((task, frozenset(sent)))
                 await asyncio.sleep(0)  # let it send its first pipeline
                 self.held = later
                 return

@@ -20,10 +20,10 @@ Keys under a pool prefix (``P``):
 Keys under a site prefix (``S``):
   ``S:call:<id>``   STRING the call record (JSON)
   ``S:calls``       ZSET call id → started ms (the log, newest last)
-  ``S:callers``     HASH caller → first call id (first-time caller)
   ``S:contact``     HASH caller → ms of the latest answered or returned call (a callback)
   ``S:revenue``     HASH call id → money a CRM reported for it (conversions)
-  ``S:lastsid``     HASH caller → sid of their latest attributed call
+  ``S:lastsid``     HASH caller → sid of their latest attributed call ("" before one);
+                    every caller who ever called in is here (first-time caller)
   ``S:unanswered``  ZSET caller → missed call ms (nobody called back yet)
   ``S:outbox``      STREAM events owed to GA4 (consumer group ``ga4``)
   ``S:sent``        HASH event id → delivered ms (the delivery ledger)
@@ -83,9 +83,6 @@ class Keys:
 
     def unanswered(self, site: str) -> str:
         return f"{self.site(site)}:unanswered"
-
-    def callers(self, site: str) -> str:
-        return f"{self.site(site)}:callers"
 
     def contact(self, site: str) -> str:
         return f"{self.site(site)}:contact"

@@ -81,7 +81,6 @@ class Way:
             "records": records,
             "days": days,
             "outbox": outbox,
-            "callers": await self.r.hgetall(self.keys.callers("acme")),
             "unanswered": await self.r.zrange(self.keys.unanswered("acme"), 0, -1, withscores=True),
             "contact": await self.r.hgetall(self.keys.contact("acme")),
             "lastsid": await self.r.hgetall(self.keys.lastsid("acme")),

@@ -11,6 +11,7 @@
 -- ARGV[4]  grace, ARGV[5] history entries read at most, ARGV[6] clock skew: see
 --          lib_history (milliseconds, entries, milliseconds)
 -- ARGV[7]  how many characters of a page URL the record keeps
+-- ARGV[8]  "1" to answer each call's attribution, "0" to answer only what is asked below
 -- then ten per call, in the order they are to be stored:
 --   call id;
 --   what the PBX and the config say of the call, as JSON without its closing brace,
@@ -26,7 +27,7 @@
 --
 -- Returns, per call, {1, first-time caller 1|0, match, candidates, sid, source, medium,
 -- campaign, keyword, region} when stored now, or {0, stored record JSON} when it was
--- already there.
+-- already there; with ARGV[8] "0", only {1, first-time caller 1|0, match} or {0}.
 
 --#include lib_history
 --#include lib_store
@@ -41,6 +42,7 @@ local p = KEYS[1]
 local retention, ga4, ns = tonumber(ARGV[1]), ARGV[2] == '1', ARGV[3]
 local grace, limit, skew, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
   tonumber(ARGV[7])
+local answers = ARGV[8] == '1'
 
 local function session_key(sid) return ns .. ':{s:' .. sid .. '}' end
 
@@ -86,7 +88,7 @@ end
 
 local function ingest(id, body, started, party, status, direction, day, kind, pool, number)
   local old = existing(p, id, body, started, party, status, direction)
-  if old then return {0, old} end
+  if old then return answers and {0, old} or {0} end
   local match, sid, candidates = 'unattributed', '', 0
   if kind == 'static' then
     match = 'static'
@@ -138,12 +140,13 @@ local function ingest(id, body, started, party, status, direction, day, kind, po
 
   local first = store(p, id, table.concat(parts), started, party, status, direction, why == '',
     retention, sid, day, match, why)
+  if not answers then return {1, first and 1 or 0, match} end
   return {1, first and 1 or 0, match, candidates, sid, got['source'] or '', got['medium'] or '',
     got['campaign'] or '', got['keyword'] or '', got['region'] or ''}
 end
 
 local out = {}
-for i = 8, #ARGV, 10 do
+for i = 9, #ARGV, 10 do
   out[#out + 1] = ingest(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9])
 end

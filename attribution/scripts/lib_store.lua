@@ -62,8 +62,12 @@ local function store(p, id, body, started, party, status, direction, owed, reten
   local first = false
   if party ~= '' then
     if direction == 'inbound' then
-      first = redis.call('HSETNX', p .. ':callers', party, id) == 1
-      if sid ~= '' then redis.call('HSET', p .. ':lastsid', party, sid) end
+      -- the caller's latest attributed session ("" until one); a new field is a new caller
+      if sid ~= '' then
+        first = redis.call('HSET', p .. ':lastsid', party, sid) == 1
+      else
+        first = redis.call('HSETNX', p .. ':lastsid', party, '') == 1
+      end
     end
     if direction == 'outbound' or status == 'answered' then
       reached(p, party, started)
