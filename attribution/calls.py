@@ -157,6 +157,7 @@ class Prepared:
     cdr: Cdr
     route: Route
     number: str  # the business number the call used (called, or caller if outbound)
+    party: str  # the other one: the caller of an inbound call, the callee of an outbound one
 
 
 class CallLog:
@@ -171,7 +172,6 @@ class CallLog:
         self.retention_ms = config.calls_days * 86_400_000
         self.cluster = is_cluster(redis)
         self.batch = Batcher(redis, scripts)
-        self._counters: dict[tuple[str, str], Any] = {}
 
     def prepare(self, site: Site, cdr: Cdr) -> Prepared:
         """Check the number belongs to the key's site (403 otherwise)."""
@@ -183,7 +183,8 @@ class CallLog:
                 "belongs to another site; use that site's key",
                 field="called" if cdr.direction == "inbound" else "caller",
             )
-        return Prepared(cdr, route, number)
+        party = cdr.caller if cdr.direction == "inbound" else cdr.called
+        return Prepared(cdr, route, number, party)
 
     async def _run(self, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run script calls: batched on a single Redis, concurrently on a Cluster."""
@@ -208,7 +209,8 @@ class CallLog:
         """
         if not items:
             return []
-        if in_lua if in_lua is not None else not self.cluster:
+        one_script = not self.cluster if in_lua is None else in_lua
+        if one_script:
             return await self._ingest_in_lua(site, items)
         return await self._ingest_in_steps(site, items)
 
@@ -254,10 +256,10 @@ class CallLog:
                 rec["call_id"],
                 record_body(rec),
                 started,
-                rec["caller"] if p.cdr.direction == "inbound" else rec["called"],
+                p.party,
                 rec["status"],
                 rec["direction"],
-                _local_day(site.timezone, started // 900_000),
+                call_day(site, started),
                 kind,
                 pool,
                 p.number,
@@ -275,7 +277,7 @@ class CallLog:
         if not answers:
             for reply in replies:
                 if int(reply[0]):
-                    self._counted(site.id, _s(reply[2])).inc()
+                    metrics.count(metrics.CALLS, site.id, _s(reply[2]))
                 out.append((NO_ANSWER, bool(int(reply[0]))))
             return out
         for reply, rec in zip(replies, records, strict=True):
@@ -289,7 +291,7 @@ class CallLog:
             for k, v in zip(("sid", *ANSWERED_SESSION_FIELDS), found, strict=True):
                 if v:
                     rec[k] = _s(v)
-            self._counted(site.id, rec["match"]).inc()
+            metrics.count(metrics.CALLS, site.id, rec["match"])
             out.append((answer(rec), True))
         return out
 
@@ -345,18 +347,12 @@ class CallLog:
         out = []
         for reply, rec in zip(await self._run(ops), records, strict=True):
             if int(reply[1]):  # stored as built here, with the script's first-time flag
-                self._counted(site.id, rec["match"]).inc()
+                metrics.count(metrics.CALLS, site.id, rec["match"])
                 rec["first_time_caller"] = bool(int(reply[2]))
                 out.append((answer(rec), True))
             else:  # the first answer, from what was stored then
                 out.append((answer(load_record(reply[0], site.id)), False))
         return out
-
-    def _counted(self, site: str, match: str) -> Any:
-        child = self._counters.get((site, match))
-        if child is None:
-            child = self._counters[site, match] = metrics.CALLS.labels(site, match)
-        return child
 
     @staticmethod
     def _record(p: Prepared, m: Match, sess: dict[str, str] | None) -> dict[str, Any]:
@@ -466,6 +462,11 @@ def _not_owed(site: Site, m: Match, rec: dict[str, Any]) -> str:
     return ""
 
 
+def call_day(site: Site, started_ms: int) -> str:
+    """The call's day in the site's timezone, "YYYY-MM-DD" (the counters' day)."""
+    return _local_day(site.timezone, started_ms // 900_000)
+
+
 @lru_cache(maxsize=4096)
 def _local_day(tz: tzinfo, quarter: int) -> str:
     """The date in ``tz`` of a quarter hour (every UTC offset and every DST change falls
@@ -490,7 +491,7 @@ def store_op(
         "0" if why else "1",
         retention_ms,
         rec.get("sid", ""),
-        _local_day(site.timezone, rec["started_ms"] // 900_000),
+        call_day(site, rec["started_ms"]),
         rec["match"],
         why,
     )

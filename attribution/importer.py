@@ -2,10 +2,10 @@
 
 The file is streamed: a worker thread reads and parses the next batch while the
 event loop stores the previous ones, up to eight batches in flight so Redis never
-waits for the parser, each one pipelined (``CallLog.store``).  Order still holds where it matters:
-a call whose caller (or call id) is in a batch still in flight is held back for the
-next batch, so first-time-caller flags, callbacks and the caller history used to
-resolve shared numbers come out as if the file were stored row by row.
+waits for the parser, each one pipelined (``CallLog.store``).  Order still holds
+where it matters: a call whose caller (or call id) is in a batch still in flight is
+held back for the next batch, so first-time-caller flags, callbacks and the caller
+history used to resolve shared numbers come out as if the file were stored row by row.
 
 Rows that cannot be stored (a malformed record, another site's number) are listed
 with their line numbers after the run; everything else is stored.  Importing the
@@ -97,9 +97,7 @@ class _Chunk:
 def order_keys(p: Prepared) -> tuple[str, str]:
     """What two calls must be stored in file order for: the call id and the other party
     (first-time caller, callbacks, the caller's last session)."""
-    cdr = p.cdr
-    party = cdr.caller if cdr.direction == "inbound" else cdr.called
-    return "c" + cdr.call_id, "p" + party if party else ""
+    return "c" + p.cdr.call_id, "p" + p.party if p.party else ""
 
 
 Flight = tuple["asyncio.Task[list[bool]]", frozenset[str]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -26,6 +28,17 @@ GA4 = Counter(
     ["site", "outcome"],
     registry=REGISTRY,
 )
+
+
+def count(metric: Counter, *labels: str) -> None:
+    """Add one to ``metric`` under ``labels`` (the labelled child is looked up once: on a
+    hot path ``labels()`` costs more than ``inc()``)."""
+    _child(metric, labels).inc()
+
+
+@lru_cache(maxsize=4096)
+def _child(metric: Counter, labels: tuple[str, ...]) -> Counter:
+    return metric.labels(*labels)
 
 
 def render() -> tuple[bytes, str]:

@@ -365,11 +365,11 @@ class Worker:
         day = fields.get("day") or datetime.now(site.timezone).strftime("%Y-%m-%d")
         if await self.redis.hexists(self.keys.sent(site.id), event):
             await self._forget(site, entry_id)
-            metrics.GA4.labels(site.id, "duplicate").inc()
+            metrics.count(metrics.GA4, site.id, "duplicate")
             return "duplicate skipped"
         if await self.redis.hexists(self.keys.dead(site.id), event):
             await self._forget(site, entry_id)
-            metrics.GA4.labels(site.id, "duplicate").inc()
+            metrics.count(metrics.GA4, site.id, "duplicate")
             return "duplicate skipped (already dead-lettered)"
         try:
             payload = await self.build(site, fields)
@@ -401,7 +401,7 @@ class Worker:
                 reason,
                 self.retention_ms,
             )
-            metrics.GA4.labels(site.id, "dead").inc()
+            metrics.count(metrics.GA4, site.id, "dead")
             return f"dead: {reason}"
         except (TransientDeliveryError, Exception) as exc:
             transient = isinstance(exc, TransientDeliveryError)
@@ -428,7 +428,7 @@ class Worker:
                 counter,
                 self.retention_ms,
             )
-            metrics.GA4.labels(site.id, "retry").inc()
+            metrics.count(metrics.GA4, site.id, "retry")
             return f"retry in {delay:.1f}s ({reason})"
         await self.scripts(
             "outbox_delivered",
@@ -440,7 +440,7 @@ class Worker:
             counter,
             self.retention_ms,
         )
-        metrics.GA4.labels(site.id, "delivered").inc()
+        metrics.count(metrics.GA4, site.id, "delivered")
         return "delivered"
 
     async def _forget(self, site: Site, entry_id: str) -> None:
