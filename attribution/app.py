@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -26,6 +27,7 @@ from .sessions import Signer
 from .web import (
     EXCEPTION_HANDLERS,
     AccessLog,
+    JsonRoute,
     cors_headers,
     json_object,
     json_response,
@@ -73,7 +75,7 @@ async def demo(request: Request) -> Response:
     return HTMLResponse(_static("demo.html"))
 
 
-async def start_session(request: Request) -> Response:
+async def start_session(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
     svc = services(request)
     body = await json_object(request, svc.config.server.max_body_bytes)
     site = svc.tracker.site(body)
@@ -84,20 +86,20 @@ async def start_session(request: Request) -> Response:
         svc.config.server.trusted_proxies,
     )
     assignment = await svc.tracker.start(site, body, request.headers.get("user-agent", ""), ip)
-    return json_response(assignment.body(), headers=cors)
+    return assignment.body(), cors
 
 
 async def sessions_preflight(request: Request) -> Response:
     return preflight(services(request).config, request)
 
 
-async def ping(request: Request) -> Response:
+async def ping(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
     svc = services(request)
     body = await json_object(request, svc.config.server.max_body_bytes)
     sid = request.path_params["sid"]
     site, record = await svc.tracker.session(sid)
     headers = cors_headers(site, request)  # a foreign page refreshes nothing
-    return json_response(await svc.tracker.ping(site, sid, record, body), headers=headers)
+    return await svc.tracker.ping(site, sid, record, body), headers
 
 
 ROUTES = [
@@ -105,9 +107,9 @@ ROUTES = [
     Route("/metrics", metrics_route),
     Route("/snippet.js", snippet),
     Route("/demo", demo),
-    Route("/v1/sessions", start_session, methods=["POST"]),
+    Route("/v1/sessions", JsonRoute(start_session), methods=["POST"]),
     Route("/v1/sessions", sessions_preflight, methods=["OPTIONS"]),
-    Route("/v1/sessions/{sid}/ping", ping, methods=["POST"]),
+    Route("/v1/sessions/{sid}/ping", JsonRoute(ping), methods=["POST"]),
     Route("/v1/sessions/{sid}/ping", sessions_preflight, methods=["OPTIONS"]),
     Route("/v1/calls", api.post_calls, methods=["POST"]),
     Route("/v1/calls", api.list_calls, methods=["GET"]),

@@ -90,6 +90,11 @@ def _parse_ip(text: str | None) -> IPAddress | None:
     the IPv4-mapped IPv6 form are undone; anything else unreadable is ``None``."""
     if not text:
         return None
+    return _parse_ip_text(text)
+
+
+@lru_cache(maxsize=4096)  # a visitor's address comes back with every page
+def _parse_ip_text(text: str) -> IPAddress | None:
     text = text.strip().strip('"')
     if text.startswith("["):  # "[2001:db8::1]:443"
         text = text[1:].split("]", 1)[0]

@@ -20,6 +20,7 @@ NAMES = (
     "match",
     "sync_pool",
     "ratelimit",
+    "start",
     "store_call",
     "ingest",
     "outbox_delivered",

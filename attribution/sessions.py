@@ -23,14 +23,22 @@ class Signer:
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("CALLPATH_SECRET must be at least 16 bytes")
-        self._secret = secret
+        # HMAC (RFC 2104) with the keyed inner and outer states made once: a sid then
+        # costs two hash copies instead of building an HMAC object (a third of the time)
+        key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
     def __repr__(self) -> str:
         return "Signer(secret=***)"
 
     def _mac(self, site: str, rand: str) -> str:
-        digest = hmac.new(self._secret, f"{site}:{rand}".encode(), hashlib.sha256).digest()
-        return _b64(digest[:12])
+        inner = self._inner.copy()
+        inner.update(f"{site}:{rand}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return _b64(outer.digest()[:12])
 
     def issue(self, site: str) -> str:
         rand = _b64(secrets.token_bytes(16))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import metrics
-from .allocator import Allocator, Lease
+from .allocator import Allocator, Lease, utc_day
 from .batching import Batcher, Op
-from .config import Config, Phone, Site
+from .config import Config, Phone, Pool, Site
 from .devices import parse_user_agent
 from .errors import BadRequest, NotFound, RateLimited
 from .geo import GeoIP, pick_region
@@ -25,6 +25,7 @@ from .sessions import Signer
 from .sources import Visit, classify, keep_last_non_direct
 
 MAX_URL = 2048
+RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
 GA_ID_MAX = 64
 _GA_ID = re.compile(rf"[0-9.]{{1,{GA_ID_MAX}}}")
 
@@ -100,6 +101,7 @@ class Tracker:
         self.geoip = geoip
         self.ttl_ms = config.history_days * 86_400_000
         self.batch = Batcher(redis, allocator.scripts)
+        self.one_script = not self.batch.cluster  # start.lua needs every key in one place
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
 
     def site(self, body: Mapping[str, Any]) -> Site:
@@ -123,7 +125,8 @@ class Tracker:
     async def start(
         self, site: Site, body: Mapping[str, Any], user_agent: str, client_ip: str | None
     ) -> Assignment:
-        """Numbers for a page view: two batched round trips (see :mod:`.batching`)."""
+        """Numbers for a page view: one round trip for a new visitor on a single Redis
+        (``scripts/start.lua``), two for a returning one, whose record is read first."""
         url = _str_field(body, "url", MAX_URL)
         referrer = _str_field(body, "referrer", MAX_URL)
         region_asked = _str_field(body, "region", 64)
@@ -134,22 +137,18 @@ class Tracker:
         current = classify(url, referrer, site.domains)
         sid = body.get("sid")
         known = isinstance(sid, str) and self.signer.verify(site.id, sid)
+        limited_ip = None if known else client_ip  # a verified sid is not a new visitor
 
-        # 1. the rate limit for a new visitor, or the record of a returning one
-        first: list[Op] = []
-        if not known and client_ip:
-            first.append(self._rate_op(client_ip))
-        if known and not device.is_bot:
-            first.append(("HGETALL", self.keys.session(str(sid))))
-        results = await self.batch(*first) if first else []
-        if not known and client_ip:
-            self._check_rate(results.pop(0))
         if device.is_bot:
+            if limited_ip:
+                self._check_rate((await self.batch(self._rate_op(limited_ip)))[0])
             seen = _visit_dict(current, "", device.kind)
             return Assignment(None, [pair(o, o) for o in site.replace], hold_s, seen)
-        record = decode_hash(results[0]) if known else {}
-        if record.get("site") != site.id:
-            record = {}
+        record: dict[str, str] = {}
+        if known:
+            record = decode_hash((await self.batch(("HGETALL", self.keys.session(str(sid)))))[0])
+            if record.get("site") != site.id:
+                record = {}
         if not record:
             sid = self.signer.issue(site.id)
         assert isinstance(sid, str)
@@ -165,7 +164,6 @@ class Tracker:
             region = pick_region(site.regions, self.geoip.locate(client_ip)) or ""
         vd = _visit_dict(visit, region, device.kind)
 
-        # 2. the leases and the session record, together
         now_ms = int(time.time() * 1000)
         # a first page is stored once, as the landing page; last_page follows from the second
         fields: dict[str, str | int] = {"last_seen": now_ms, **vd}
@@ -185,6 +183,60 @@ class Tracker:
                 referrer=referrer,
             )
         chosen = [p for p in site.choose_pools(vd).values() if p is not None]
+        if self.one_script:
+            raw = await self._start_script(site, chosen, sid, now_ms, fields, limited_ip)
+        else:
+            raw = await self._start_in_steps(site, chosen, sid, now_ms, fields, limited_ip)
+        leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=True)]
+        return Assignment(sid, self._numbers(site, leases), hold_s, vd)
+
+    async def _start_script(
+        self,
+        site: Site,
+        chosen: list[Pool],
+        sid: str,
+        now_ms: int,
+        fields: Mapping[str, str | int],
+        limited_ip: str | None,
+    ) -> list[Sequence[Any]]:
+        rate = self._rate_key(limited_ip) if limited_ip else ""
+        pools = [x for p in chosen for x in (self.keys.pool(site.id, p.id), p.on_exhausted)]
+        (raw,) = await self.batch(
+            (
+                "script",
+                "start",
+                self.keys.session(sid),
+                rate,
+                self.config.server.sessions_per_minute,
+                RATE_WINDOW_MS,
+                sid,
+                now_ms,
+                self.config.hold_ms,
+                self.allocator.history_ms,
+                utc_day(now_ms),
+                self.ttl_ms,
+                len(chosen),
+                *pools,
+                *_flat(fields),
+            )
+        )
+        if rate:
+            self._check_rate(raw[0])
+        return [raw[i : i + 2] for i in range(1, len(raw), 2)]
+
+    async def _start_in_steps(
+        self,
+        site: Site,
+        chosen: list[Pool],
+        sid: str,
+        now_ms: int,
+        fields: Mapping[str, str | int],
+        limited_ip: str | None,
+    ) -> list[Any]:
+        """The same as ``start.lua``, for a Cluster: the session, the rate counter and
+        each pool live in different slots there."""
+        if limited_ip:
+            self._check_rate((await self.batch(self._rate_op(limited_ip)))[0])
         key = self.keys.session(sid)
         raw = await self.batch(
             *(self.allocator.op(site, pool, sid, now_ms) for pool in chosen),
@@ -192,8 +244,7 @@ class Tracker:
             ("HINCRBY", key, "pages", 1),
             ("PEXPIRE", key, self.ttl_ms),
         )
-        leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
-        return Assignment(sid, self._numbers(site, leases), hold_s, vd)
+        return raw[: len(chosen)]
 
     async def session(self, sid: str) -> tuple[Site, dict[str, str]]:
         """The site and record of a live session whose sid verifies; 404 otherwise."""
@@ -234,8 +285,11 @@ class Tracker:
             "numbers": self._numbers(site, leases),
         }
 
+    def _rate_key(self, ip: str) -> str:
+        return self.keys.ratelimit(ip, int(time.time() // 60))
+
     def _rate_op(self, ip: str) -> Op:
-        return ("script", "ratelimit", self.keys.ratelimit(ip, int(time.time() // 60)), 61_000)
+        return ("script", "ratelimit", self._rate_key(ip), RATE_WINDOW_MS)
 
     def _check_rate(self, count: Any) -> None:
         """At most ``sessions_per_minute`` new sessions per client address (429 beyond)."""

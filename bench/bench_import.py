@@ -38,6 +38,8 @@ from attribution.redis_store import EmbeddedRedis, client
 from attribution.services import Services
 from attribution.sessions import Signer
 
+from .memory import used_memory_async
+
 T0 = 1_800_000_000_000  # 2027-01-15, the synthetic clock's start (ms)
 POOL = 1000  # numbers in the pool
 GAP_MS = 1000  # a new session every second: 900 live at once < POOL
@@ -154,8 +156,7 @@ class Bench:
             await pipe.execute()
 
     async def used_memory(self) -> int:
-        info = await self.redis.info("memory")
-        return int(info["used_memory"])
+        return await used_memory_async(self.redis)
 
 
 def write_csv(

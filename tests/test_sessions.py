@@ -1,0 +1,49 @@
+"""Session ids: signed with HMAC-SHA256 of the secret, bound to one site."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from attribution.sessions import Signer
+
+
+def _expected_mac(secret: bytes, site: str, rand: str) -> str:
+    digest = hmac.new(secret, f"{site}:{rand}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:12]).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("secret", [b"s" * 16, b"k" * 64, b"long-secret-" * 10])
+def test_a_sid_carries_the_hmac_sha256_of_its_site_and_random_part(secret: bytes) -> None:
+    signer = Signer(secret)
+    sid = signer.issue("acme")
+    rand, mac = sid.split(".")
+    assert mac == _expected_mac(secret, "acme", rand)
+    assert signer.verify("acme", sid)
+
+
+def test_a_sid_of_another_site_or_secret_or_a_forged_one_never_verifies() -> None:
+    signer = Signer(b"s" * 32)
+    sid = signer.issue("acme")
+    assert not signer.verify("other", sid)
+    assert not Signer(b"t" * 32).verify("acme", sid)
+    rand, mac = sid.split(".")
+    assert not signer.verify(
+        "acme", f"{rand}.{mac[:-1]}A" if mac[-1] != "A" else f"{rand}.{mac[:-1]}B"
+    )
+    assert not signer.verify("acme", f"{rand[:-1]}x.{mac}")
+    assert not signer.verify("acme", "not-a-sid")
+
+
+def test_every_sid_is_new() -> None:
+    signer = Signer(b"s" * 32)
+    assert len({signer.issue("acme") for _ in range(1000)}) == 1000
+
+
+def test_a_short_secret_is_refused_and_never_printed() -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        Signer(b"short")
+    assert "0123456789abcdef" not in repr(Signer(b"0123456789abcdef"))
