@@ -166,9 +166,12 @@ class Tracker:
 
         now_ms = int(time.time() * 1000)
         # a first page is stored once, as the landing page; last_page follows from the second
-        fields: dict[str, str | int] = {"last_seen": now_ms, **vd}
-        if record:
+        fields: dict[str, str | int] = {"last_seen": now_ms}
+        if record:  # "" overwrites what an earlier page set
+            fields.update(vd)
             fields["last_page"] = url
+        else:  # a new record stores no empty field (a missing one reads as "")
+            fields.update((k, v) for k, v in vd.items() if v)
         if region_asked and region == region_asked:
             fields["region_chosen"] = "1"
         if ga_client:
@@ -176,12 +179,11 @@ class Tracker:
         if ga_session:
             fields["ga_session_id"] = ga_session
         if not record:
-            fields.update(
-                site=site.id,
-                first_seen=now_ms,
-                landing_page=url,
-                referrer=referrer,
-            )
+            fields.update(site=site.id, first_seen=now_ms, pages=1)
+            if url:
+                fields["landing_page"] = url
+            if referrer:
+                fields["referrer"] = referrer
         chosen = [p for p in site.choose_pools(vd).values() if p is not None]
         if self.one_script:
             raw = await self._start_script(site, chosen, sid, now_ms, fields, limited_ip)
@@ -215,6 +217,7 @@ class Tracker:
                 self.allocator.history_ms,
                 utc_day(now_ms),
                 self.ttl_ms,
+                "0" if "pages" in fields else "1",
                 len(chosen),
                 *pools,
                 *_flat(fields),
@@ -238,12 +241,12 @@ class Tracker:
         if limited_ip:
             self._check_rate((await self.batch(self._rate_op(limited_ip)))[0])
         key = self.keys.session(sid)
-        raw = await self.batch(
-            *(self.allocator.op(site, pool, sid, now_ms) for pool in chosen),
-            ("HSET", key, *_flat(fields)),
-            ("HINCRBY", key, "pages", 1),
-            ("PEXPIRE", key, self.ttl_ms),
-        )
+        ops: list[Op] = [self.allocator.op(site, pool, sid, now_ms) for pool in chosen]
+        ops.append(("HSET", key, *_flat(fields)))
+        if "pages" not in fields:  # one more page of a known session
+            ops.append(("HINCRBY", key, "pages", 1))
+        ops.append(("PEXPIRE", key, self.ttl_ms))
+        raw = await self.batch(*ops)
         return raw[: len(chosen)]
 
     async def session(self, sid: str) -> tuple[Site, dict[str, str]]:

@@ -27,6 +27,11 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
   local stats = p .. ':stats:' .. day
   local free, leases, sess, configured = p .. ':free', p .. ':leases', p .. ':sess', p .. ':numbers'
 
+  local function count(outcome)
+    -- the day's counters live as long as the lease history; set once, when they begin
+    if redis.call('HINCRBY', stats, outcome, 1) == 1 then redis.call('PEXPIRE', stats, history) end
+  end
+
   local function finish(number, holder, from, untilms)
     -- close one holder's lease: remember when it ended, for late CDRs
     redis.call('HSET', p .. ':hu:' .. number, from .. ':' .. holder, untilms)
@@ -80,11 +85,12 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
     local from = (outcome == 'shared') and ('s' .. nowtext) or nowtext
     redis.call('ZADD', p .. ':hist:' .. number, now, from .. ':' .. sid)
     redis.call('HSET', sess, sid, number .. '|' .. from)
-    redis.call('HINCRBY', stats, outcome, 1)
-    local live = redis.call('ZCARD', leases)
-    local peak = tonumber(redis.call('HGET', stats, 'peak') or '0')
-    if live > peak then redis.call('HSET', stats, 'peak', live) end
-    redis.call('PEXPIRE', stats, history)
+    count(outcome)
+    if outcome == 'new' then  -- a shared take leaves the number of live leases as it was
+      local live = redis.call('ZCARD', leases)
+      local peak = tonumber(redis.call('HGET', stats, 'peak') or '0')
+      if live > peak then redis.call('HSET', stats, 'peak', live) end
+    end
     return {number, outcome}
   end
 
@@ -117,8 +123,7 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
 
   -- 4. exhausted
   if mode == 'fallback' then
-    redis.call('HINCRBY', stats, 'fallback', 1)
-    redis.call('PEXPIRE', stats, history)
+    count('fallback')
     return {false, 'fallback'}
   end
   local oldest = redis.call('ZRANGE', leases, 0, 0)[1]

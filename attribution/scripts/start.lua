@@ -11,9 +11,11 @@
 -- ARGV[7]  history, milliseconds of lease history kept for matching
 -- ARGV[8]  UTC day "YYYY-MM-DD" for the pools' counters
 -- ARGV[9]  the record's lifetime, milliseconds
--- ARGV[10] n, how many pools
--- ARGV[11 .. 10+2n]  each pool's prefix and on_exhausted
--- ARGV[11+2n ..]     field, value pairs for the record
+-- ARGV[10] "1" when the record exists and this is one more page ("0": the fields hold
+--          pages = 1)
+-- ARGV[11] n, how many pools
+-- ARGV[12 .. 11+2n]  each pool's prefix and on_exhausted
+-- ARGV[12+2n ..]     field, value pairs for the record
 --
 -- The rate-limit and pool keys are named in ARGV, so this runs on a single Redis only;
 -- on a Cluster the same work is ratelimit.lua, allocate.lua per pool and three commands.
@@ -33,15 +35,15 @@ end
 
 local sid, now, day = ARGV[4], ARGV[5], ARGV[8]
 local hold, history = tonumber(ARGV[6]), tonumber(ARGV[7])
-local n = tonumber(ARGV[10])
+local n = tonumber(ARGV[11])
 local out = {count}
 for i = 0, n - 1 do
-  local got = allocate(ARGV[11 + 2 * i], sid, now, hold, ARGV[12 + 2 * i], history, day, true)
+  local got = allocate(ARGV[12 + 2 * i], sid, now, hold, ARGV[13 + 2 * i], history, day, true)
   out[#out + 1] = got[1]
   out[#out + 1] = got[2]
 end
 
-redis.call('HSET', KEYS[1], unpack(ARGV, 11 + 2 * n))
-redis.call('HINCRBY', KEYS[1], 'pages', 1)
+redis.call('HSET', KEYS[1], unpack(ARGV, 12 + 2 * n))
+if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'pages', 1) end
 redis.call('PEXPIRE', KEYS[1], ARGV[9])
 return out
