@@ -147,11 +147,13 @@ class Batcher:
                 exc = RedisConnectionError(f"Redis connection lost: {exc!r}")
             sent, self._sent = list(self._sent), deque()
             self._conn = None
+            self._reading = False  # before any await: the next connection needs a reader
             self._fail(sent, exc)
             await conn.disconnect()  # never reuse a connection with replies unread
             await self.redis.connection_pool.release(conn)
         finally:
-            self._reading = False
+            if self._conn is conn:
+                self._reading = False
 
     def _settle(self, request: _Request) -> None:
         replies = request.replies

@@ -68,3 +68,18 @@ async def test_a_dropped_connection_fails_its_callers_and_the_next_call_reconnec
     with pytest.raises(redis.exceptions.ConnectionError):
         await waiting
     assert await batch(("GET", "x")) == [b"1"]
+
+
+async def test_calls_made_while_a_dead_connection_is_closed_are_still_answered(
+    batch: Batcher, r: Any
+) -> None:
+    await batch(("SET", "x", "1"))
+    waiting = asyncio.ensure_future(batch(("BLPOP", "never", 5)))
+    while not any(c.get("cmd") == "blpop" for c in await r.client_list()):
+        await asyncio.sleep(0.01)
+    await r.client_kill_filter(_type="normal", skipme=True)
+    # callers arriving right after the failure, while the old connection is torn down
+    failed = await asyncio.gather(waiting, return_exceptions=True)
+    later = await asyncio.gather(*(batch(("INCR", "n")) for _ in range(20)))
+    assert isinstance(failed[0], redis.exceptions.ConnectionError)
+    assert sorted(x[0] for x in later) == list(range(1, 21))
