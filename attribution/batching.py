@@ -31,6 +31,11 @@ Op = tuple[Any, ...]
 READ_TIMEOUT_S = 10.0
 
 
+def _reply_reader() -> hiredis.Reader:
+    """A fresh reader (one per connection), raising redis-py's errors (NoScriptError…)."""
+    return hiredis.Reader(protocolError=InvalidResponse, replyError=BaseParser.parse_error)
+
+
 class _Request:
     """One caller's operations, their replies so far, and the future it awaits."""
 
@@ -50,9 +55,7 @@ class Batcher:
         self._pending: list[_Request] = []  # not yet written
         self._sent: deque[_Request] = deque()  # written, replies awaited in this order
         self._conn: AbstractConnection | None = None
-        self._reader = hiredis.Reader(
-            protocolError=InvalidResponse, replyError=BaseParser.parse_error
-        )
+        self._reader = _reply_reader()
         self._tasks: set[asyncio.Task[None]] = set()
         self._reading = False
         self._connecting = False
@@ -114,9 +117,7 @@ class Batcher:
         finally:
             self._connecting = False
         self._conn = conn
-        self._reader = hiredis.Reader(
-            protocolError=InvalidResponse, replyError=BaseParser.parse_error
-        )
+        self._reader = _reply_reader()
         if self._pending:
             self._flush()
 

@@ -141,7 +141,7 @@ class Tracker:
 
         if device.is_bot:
             if limited_ip:
-                self._check_rate((await self.batch(self._rate_op(limited_ip)))[0])
+                await self._limit(limited_ip)
             seen = _visit_dict(current, "", device.kind)
             return Assignment(None, [pair(o, o) for o in site.replace], hold_s, seen)
         record: dict[str, str] = {}
@@ -239,7 +239,7 @@ class Tracker:
         """The same as ``start.lua``, for a Cluster: the session, the rate counter and
         each pool live in different slots there."""
         if limited_ip:
-            self._check_rate((await self.batch(self._rate_op(limited_ip)))[0])
+            await self._limit(limited_ip)
         key = self.keys.session(sid)
         ops: list[Op] = [self.allocator.op(site, pool, sid, now_ms) for pool in chosen]
         ops.append(("HSET", key, *_flat(fields)))
@@ -291,8 +291,10 @@ class Tracker:
     def _rate_key(self, ip: str) -> str:
         return self.keys.ratelimit(ip, int(time.time() // 60))
 
-    def _rate_op(self, ip: str) -> Op:
-        return ("script", "ratelimit", self._rate_key(ip), RATE_WINDOW_MS)
+    async def _limit(self, ip: str) -> None:
+        """Count a new session from ``ip`` with ``ratelimit.lua``; 429 over the limit."""
+        (count,) = await self.batch(("script", "ratelimit", self._rate_key(ip), RATE_WINDOW_MS))
+        self._check_rate(count)
 
     def _check_rate(self, count: Any) -> None:
         """At most ``sessions_per_minute`` new sessions per client address (429 beyond)."""

@@ -60,10 +60,13 @@ async def json_object(request: Request, limit: int) -> dict[str, Any]:
     return value
 
 
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    text = _compact_json(body)
     return Response(text, status, headers=dict(headers or {}), media_type="application/json")
 
 
@@ -84,7 +87,7 @@ class JsonRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, headers = await self.handler(Request(scope, receive))
-        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        payload = _compact_json(body).encode()
         raw = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),
