@@ -102,24 +102,32 @@ class Tracker:
         self.ttl_ms = config.history_days * 86_400_000
         self.batch = Batcher(redis, allocator.scripts)
         self.one_script = not self.batch.cluster  # start.lua needs every key in one place
+        self.hold_s = round(config.hold_minutes * 60)
+        self._sites = {s.id: s for s in config.sites}
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
+        # what every start.lua call of a choice of pools passes alike, made once per choice
+        self._script_args: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        # the answer's entries are the same few dicts over and over: made once each
+        self._pairs: dict[tuple[str, str], dict[str, str]] = {}
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
-        site = self.config.site(site_id)
+        site = self._sites.get(site_id)
         if site is None:
             raise NotFound(f"no site {site_id!r} is configured", field="site")
         return site
 
     def _numbers(self, site: Site, leases: list[Lease]) -> list[dict[str, str]]:
-        by_own = {lease.replace: lease for lease in leases}
+        """An entry per own number of the site (read only: entries are shared)."""
+        by_own = {lease.replace: lease.number for lease in leases}
         out = []
         for own in site.replace:
-            lease = by_own.get(own.e164)
-            shown: Phone | str = own
-            if lease is not None and lease.number != own.e164:
-                shown = self._phones.get(lease.number, lease.number)
-            out.append(pair(own, shown))
+            number = by_own.get(own.e164, own.e164)
+            entry = self._pairs.get((own.e164, number))
+            if entry is None:
+                shown = own if number == own.e164 else self._phones.get(number, number)
+                entry = self._pairs[(own.e164, number)] = pair(own, shown)
+            out.append(entry)
         return out
 
     async def start(
@@ -132,7 +140,6 @@ class Tracker:
         region_asked = _str_field(body, "region", 64)
         ga_client = _ga_id(body, "ga_client_id")
         ga_session = _ga_id(body, "ga_session_id")
-        hold_s = round(self.config.hold_minutes * 60)
         device = parse_user_agent(user_agent)
         current = classify(url, referrer, site.domains)
         sid = body.get("sid")
@@ -143,7 +150,7 @@ class Tracker:
             if limited_ip:
                 await self._limit(limited_ip)
             seen = _visit_dict(current, "", device.kind)
-            return Assignment(None, [pair(o, o) for o in site.replace], hold_s, seen)
+            return Assignment(None, [pair(o, o) for o in site.replace], self.hold_s, seen)
         record: dict[str, str] = {}
         if known:
             record = decode_hash((await self.batch(("HGETALL", self.keys.session(str(sid)))))[0])
@@ -153,8 +160,7 @@ class Tracker:
             sid = self.signer.issue(site.id)
         assert isinstance(sid, str)
 
-        previous = _previous_visit(record)
-        visit = keep_last_non_direct(previous, current)
+        visit = keep_last_non_direct(_previous_visit(record), current) if record else current
         region = ""
         if region_asked and any(r.id == region_asked for r in site.regions):
             region = region_asked
@@ -165,32 +171,38 @@ class Tracker:
         vd = _visit_dict(visit, region, device.kind)
 
         now_ms = int(time.time() * 1000)
-        # a first page is stored once, as the landing page; last_page follows from the second
-        fields: dict[str, str | int] = {"last_seen": now_ms}
+        fields: dict[str, str | int]
         if record:  # "" overwrites what an earlier page set
-            fields.update(vd)
-            fields["last_page"] = url
-        else:  # a new record stores no empty field (a missing one reads as "")
-            fields.update((k, v) for k, v in vd.items() if v)
+            fields = {"last_seen": now_ms, **vd, "last_page": url}
+        else:  # a first page: no empty field (a missing one reads as ""), no last_page
+            fields = {k: v for k, v in vd.items() if v}
+            fields.update(site=site.id, first_seen=now_ms, last_seen=now_ms, pages=1)
+            if url:
+                fields["landing_page"] = url
+            if referrer:
+                fields["referrer"] = referrer
         if region_asked and region == region_asked:
             fields["region_chosen"] = "1"
         if ga_client:
             fields["ga_client_id"] = ga_client
         if ga_session:
             fields["ga_session_id"] = ga_session
-        if not record:
-            fields.update(site=site.id, first_seen=now_ms, pages=1)
-            if url:
-                fields["landing_page"] = url
-            if referrer:
-                fields["referrer"] = referrer
         chosen = [p for p in site.choose_pools(vd).values() if p is not None]
         if self.one_script:
             raw = await self._start_script(site, chosen, sid, now_ms, fields, limited_ip)
         else:
             raw = await self._start_in_steps(site, chosen, sid, now_ms, fields, limited_ip)
         leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=True)]
-        return Assignment(sid, self._numbers(site, leases), hold_s, vd)
+        return Assignment(sid, self._numbers(site, leases), self.hold_s, vd)
+
+    def _pool_args(self, site: Site, chosen: list[Pool]) -> tuple[Any, ...]:
+        """start.lua's ARGV[11..] up to the record's fields: n, then prefix and mode each."""
+        key = tuple(map(id, chosen))  # pools live as long as the config
+        args = self._script_args.get(key)
+        if args is None:
+            pools = [x for p in chosen for x in (self.keys.pool(site.id, p.id), p.on_exhausted)]
+            args = self._script_args[key] = (len(chosen), *pools)
+        return args
 
     async def _start_script(
         self,
@@ -201,8 +213,7 @@ class Tracker:
         fields: Mapping[str, str | int],
         limited_ip: str | None,
     ) -> list[Sequence[Any]]:
-        rate = self._rate_key(limited_ip) if limited_ip else ""
-        pools = [x for p in chosen for x in (self.keys.pool(site.id, p.id), p.on_exhausted)]
+        rate = self._rate_key(limited_ip, now_ms) if limited_ip else ""
         (raw,) = await self.batch(
             (
                 "script",
@@ -218,8 +229,7 @@ class Tracker:
                 utc_day(now_ms),
                 self.ttl_ms,
                 "0" if "pages" in fields else "1",
-                len(chosen),
-                *pools,
+                *self._pool_args(site, chosen),
                 *_flat(fields),
             )
         )
@@ -284,16 +294,18 @@ class Tracker:
         raw = await self.batch(*ops)
         leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
         return {
-            "hold_seconds": round(self.config.hold_minutes * 60),
+            "hold_seconds": self.hold_s,
             "numbers": self._numbers(site, leases),
         }
 
-    def _rate_key(self, ip: str) -> str:
-        return self.keys.ratelimit(ip, int(time.time() // 60))
+    def _rate_key(self, ip: str, now_ms: int) -> str:
+        return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute
 
     async def _limit(self, ip: str) -> None:
         """Count a new session from ``ip`` with ``ratelimit.lua``; 429 over the limit."""
-        (count,) = await self.batch(("script", "ratelimit", self._rate_key(ip), RATE_WINDOW_MS))
+        (count,) = await self.batch(
+            ("script", "ratelimit", self._rate_key(ip, int(time.time() * 1000)), RATE_WINDOW_MS)
+        )
         self._check_rate(count)
 
     def _check_rate(self, count: Any) -> None:

@@ -14,5 +14,5 @@
 
 --#include lib_allocate
 
-return allocate(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]),
-  ARGV[6], ARGV[7] ~= '0')
+return allocate(KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6],
+  ARGV[7] ~= '0', false)

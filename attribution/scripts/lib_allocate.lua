@@ -1,16 +1,17 @@
 -- lib_allocate.lua — included by allocate.lua and start.lua (lua.py pastes it in).
 --
--- allocate(p, sid, now, hold, mode, history, day, may_allocate): give a session a
--- tracking number from one pool.
+-- allocate(p, sid, now, hold, mode, history, day, may_allocate, fresh): give a session
+-- a tracking number from one pool.
 --   p             pool prefix, e.g. "cp:{acme/kharkiv-paid}" (every key below derives
 --                 from it, so a call touches one Cluster slot)
 --   sid           the session
 --   now           Unix milliseconds, as text (it becomes part of history members)
 --   hold          milliseconds a lease lives after the last sign of life
 --   mode          on_exhausted: "share-oldest" | "fallback"
---   history       milliseconds of lease history kept for matching
+--   history       milliseconds of lease history kept for matching, as text
 --   day           UTC day "YYYY-MM-DD" for the pool's counters
 --   may_allocate  false to only refresh (a ping): a session holding nothing stays so
+--   fresh         true for a sid issued by this very request: it holds nothing yet
 --
 -- Returns {number or false, outcome} with outcome one of
 --   "held"     the session's own live lease, refreshed
@@ -22,19 +23,24 @@
 -- A lease's history member is "<from>:<sid>" ("s<from>:<sid>" when taken shared); the
 -- session's entry in P:sess is "<number>|<from or s-from>".
 
-local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
+-- Numbers reach Redis as text: a Lua number passed to redis.call is printed with
+-- "%.17g", which costs more than the command.  Times arrive as text and are printed
+-- back with "%d" when computed.
+local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate, fresh)
   local now = tonumber(nowtext)
   local stats = p .. ':stats:' .. day
-  local free, leases, sess, configured = p .. ':free', p .. ':leases', p .. ':sess', p .. ':numbers'
+  local leases, sess = p .. ':leases', p .. ':sess'
 
   local function count(outcome)
     -- the day's counters live as long as the lease history; set once, when they begin
-    if redis.call('HINCRBY', stats, outcome, 1) == 1 then redis.call('PEXPIRE', stats, history) end
+    if redis.call('HINCRBY', stats, outcome, '1') == 1 then
+      redis.call('PEXPIRE', stats, history)
+    end
   end
 
-  local function finish(number, holder, from, untilms)
+  local function finish(number, holder, from, untiltext)
     -- close one holder's lease: remember when it ended, for late CDRs
-    redis.call('HSET', p .. ':hu:' .. number, from .. ':' .. holder, untilms)
+    redis.call('HSET', p .. ':hu:' .. number, from .. ':' .. holder, untiltext)
     redis.call('ZREM', p .. ':h:' .. number, holder)
     local cur = redis.call('HGET', sess, holder)
     if cur and cur == number .. '|' .. from then
@@ -44,7 +50,8 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
 
   local function prune(number)
     local hist, hu = p .. ':hist:' .. number, p .. ':hu:' .. number
-    local old = redis.call('ZRANGEBYSCORE', hist, '-inf', '(' .. (now - history), 'LIMIT', 0, 100)
+    local before = '(' .. string.format('%d', now - tonumber(history))
+    local old = redis.call('ZRANGEBYSCORE', hist, '-inf', before, 'LIMIT', '0', '100')
     if #old > 0 then
       redis.call('ZREM', hist, unpack(old))
       redis.call('HDEL', hu, unpack(old))
@@ -52,72 +59,77 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
   end
 
   local function reap(limit)
-    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, limit)
+    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', nowtext, 'LIMIT', '0', limit)
     for _, number in ipairs(expired) do
-      local holders = redis.call('ZRANGE', p .. ':h:' .. number, 0, -1, 'WITHSCORES')
-      local released = 0
+      local holders = redis.call('ZRANGE', p .. ':h:' .. number, '0', '-1', 'WITHSCORES')
+      local released, released_text = -1, '0'
       for i = 1, #holders, 2 do
-        local holder, untilms = holders[i], tonumber(holders[i + 1])
+        local holder, untiltext = holders[i], holders[i + 1]
         local cur = redis.call('HGET', sess, holder)
         local from = '0'
         if cur then
           local bar = string.find(cur, '|', 1, true)
           if string.sub(cur, 1, bar - 1) == number then from = string.sub(cur, bar + 1) end
         end
-        finish(number, holder, from, untilms)
-        if untilms > released then released = untilms end
+        finish(number, holder, from, untiltext)
+        local untilms = tonumber(untiltext)
+        if untilms > released then released, released_text = untilms, untiltext end
       end
       redis.call('DEL', p .. ':h:' .. number)
       redis.call('ZREM', leases, number)
-      if redis.call('SISMEMBER', configured, number) == 1 then
-        redis.call('ZADD', free, released, number)
+      if redis.call('SISMEMBER', p .. ':numbers', number) == 1 then
+        redis.call('ZADD', p .. ':free', released_text, number)
       end
       prune(number)
     end
   end
 
   local function take(number, outcome)
-    local expires = now + hold
+    local expires = string.format('%d', now + hold)
     redis.call('ZADD', p .. ':h:' .. number, expires, sid)
     redis.call('ZADD', leases, 'GT', expires, number)
     -- a shared take is marked "s<from>": the matcher stops at the newest unshared lease
     -- that began before a call, since the number was free just before it
     local from = (outcome == 'shared') and ('s' .. nowtext) or nowtext
-    redis.call('ZADD', p .. ':hist:' .. number, now, from .. ':' .. sid)
+    redis.call('ZADD', p .. ':hist:' .. number, nowtext, from .. ':' .. sid)
     redis.call('HSET', sess, sid, number .. '|' .. from)
     count(outcome)
     if outcome == 'new' then  -- a shared take leaves the number of live leases as it was
       local live = redis.call('ZCARD', leases)
       local peak = tonumber(redis.call('HGET', stats, 'peak') or '0')
-      if live > peak then redis.call('HSET', stats, 'peak', live) end
+      if live > peak then redis.call('HSET', stats, 'peak', string.format('%d', live)) end
     end
     return {number, outcome}
   end
 
   -- 1. the session's own lease, if still live
-  local mine = redis.call('HGET', sess, sid)
+  local mine = (not fresh) and redis.call('HGET', sess, sid)
   if mine then
     local bar = string.find(mine, '|', 1, true)
     local number, from = string.sub(mine, 1, bar - 1), string.sub(mine, bar + 1)
-    local exp = tonumber(redis.call('ZSCORE', p .. ':h:' .. number, sid))
-    if exp and exp > now then
-      local expires = now + hold
+    local exptext = redis.call('ZSCORE', p .. ':h:' .. number, sid)
+    if exptext and tonumber(exptext) > now then
+      local expires = string.format('%d', now + hold)
       redis.call('ZADD', p .. ':h:' .. number, expires, sid)
       redis.call('ZADD', leases, 'GT', expires, number)
       return {number, 'held'}
     end
-    finish(number, sid, from, exp or now)
+    finish(number, sid, from, exptext or nowtext)
   end
 
   if not may_allocate then return {false, 'lost'} end
 
-  -- 2. release what has expired (bounded work per call)
-  reap(32)
+  -- 2. release what has expired (bounded work per call), when the oldest lease has
+  local oldest = redis.call('ZRANGE', leases, '0', '0', 'WITHSCORES')
+  if oldest[1] and tonumber(oldest[2]) <= now then
+    reap('32')
+    oldest = nil
+  end
 
   -- 3. the free number that has rested longest
-  local number = redis.call('ZRANGE', free, 0, 0)[1]
+  local number = redis.call('ZRANGE', p .. ':free', '0', '0')[1]
   if number then
-    redis.call('ZREM', free, number)
+    redis.call('ZREM', p .. ':free', number)
     return take(number, 'new')
   end
 
@@ -126,9 +138,9 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate)
     count('fallback')
     return {false, 'fallback'}
   end
-  local oldest = redis.call('ZRANGE', leases, 0, 0)[1]
-  if not oldest then
+  local shared = (oldest or redis.call('ZRANGE', leases, '0', '0'))[1]
+  if not shared then
     return {false, 'fallback'}
   end
-  return take(oldest, 'shared')
+  return take(shared, 'shared')
 end

@@ -11,8 +11,8 @@
 -- ARGV[7]  history, milliseconds of lease history kept for matching
 -- ARGV[8]  UTC day "YYYY-MM-DD" for the pools' counters
 -- ARGV[9]  the record's lifetime, milliseconds
--- ARGV[10] "1" when the record exists and this is one more page ("0": the fields hold
---          pages = 1)
+-- ARGV[10] "1" when the record exists and this is one more page; "0" for a sid issued
+--          for this page view (the fields hold pages = 1, and no pool has a lease of it)
 -- ARGV[11] n, how many pools
 -- ARGV[12 .. 11+2n]  each pool's prefix and on_exhausted
 -- ARGV[12+2n ..]     field, value pairs for the record
@@ -34,16 +34,18 @@ if ARGV[1] ~= '' then
 end
 
 local sid, now, day = ARGV[4], ARGV[5], ARGV[8]
-local hold, history = tonumber(ARGV[6]), tonumber(ARGV[7])
+local hold, history = tonumber(ARGV[6]), ARGV[7]
+local fresh = ARGV[10] == '0'  -- a sid issued for this page view holds no lease yet
 local n = tonumber(ARGV[11])
 local out = {count}
 for i = 0, n - 1 do
-  local got = allocate(ARGV[12 + 2 * i], sid, now, hold, ARGV[13 + 2 * i], history, day, true)
+  local got = allocate(ARGV[12 + 2 * i], sid, now, hold, ARGV[13 + 2 * i], history, day, true,
+    fresh)
   out[#out + 1] = got[1]
   out[#out + 1] = got[2]
 end
 
 redis.call('HSET', KEYS[1], unpack(ARGV, 12 + 2 * n))
-if ARGV[10] == '1' then redis.call('HINCRBY', KEYS[1], 'pages', 1) end
+if not fresh then redis.call('HINCRBY', KEYS[1], 'pages', '1') end
 redis.call('PEXPIRE', KEYS[1], ARGV[9])
 return out
