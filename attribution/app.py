@@ -31,6 +31,7 @@ from .web import (
     AccessLog,
     JsonRoute,
     cors_headers,
+    header,
     json_object,
     json_response,
     logged,
@@ -90,7 +91,8 @@ async def start_session(request: Request) -> tuple[dict[str, Any], dict[str, str
         request.headers,
         svc.config.server.trusted_proxies,
     )
-    assignment = await svc.tracker.start(site, body, request.headers.get("user-agent", ""), ip)
+    user_agent = header(request, b"user-agent") or ""
+    assignment = await svc.tracker.start(site, body, user_agent, ip)
     return assignment.body(), cors
 
 

@@ -110,6 +110,11 @@ def _parse_ip_text(text: str) -> IPAddress | None:
     return ip
 
 
+@lru_cache(maxsize=4096)
+def _text(ip: IPAddress) -> str:
+    return str(ip)
+
+
 def _forwarded_for(headers: Mapping[str, str]) -> list[str]:
     """Every ``X-Forwarded-For`` hop, in order, over repeated headers too."""
     values: list[str] = []
@@ -143,19 +148,19 @@ def client_ip(
         return any(ip in net for net in trusted_proxies)
 
     if not trusted_proxies or not trusted(peer_ip):
-        return str(peer_ip)
+        return _text(peer_ip)
     hops = _forwarded_for(headers)
     if not hops:
-        return str(peer_ip)
+        return _text(peer_ip)
     last: IPAddress = peer_ip
     for hop in reversed(hops):
         ip = _parse_ip(hop)
         if ip is None:
             return None
         if not trusted(ip):
-            return str(ip)
+            return _text(ip)
         last = ip
-    return str(last)
+    return _text(last)
 
 
 # --------------------------------------------------------------------------- lookups

@@ -23,12 +23,21 @@ from .errors import ApiError, BadRequest, Forbidden, TooLarge, Unauthorized
 log = logging.getLogger("callpath.http")
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The first header called ``name`` (lowercase, as ASGI servers give names), read off
+    the scope: Starlette's ``headers.get`` decodes every name it passes, on every call."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it passes ``limit`` bytes.
 
     Read from the ASGI messages themselves: a snippet's body is one message, and
     Starlette's stream costs an async generator per request."""
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"body is {declared} bytes; the limit is {limit}", field="body")
     chunks, size = [], 0
@@ -131,7 +140,7 @@ class JsonRoute:
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     headers = dict(exc.headers)
-    origin = request.headers.get("origin")
+    origin = header(request, b"origin")
     config = request.app.state.services.config
     if (
         origin
@@ -184,14 +193,14 @@ def allowed_host(site: Site, host: str) -> bool:
 
 def cors_headers(site: Site, request: Request) -> dict[str, str]:
     """CORS headers for the site's own pages; 403 for a foreign Origin or Referer."""
-    origin = request.headers.get("origin")
+    origin = header(request, b"origin")
     if origin:
         if not allowed_host(site, host_of(origin)):
             raise Forbidden(
                 f"origin {origin!r} is not one of site {site.id!r}'s domains", field="origin"
             )
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    referer = request.headers.get("referer")
+    referer = header(request, b"referer")
     if referer and not allowed_host(site, host_of(referer)):
         raise Forbidden("referer is not one of the site's domains", field="referer")
     return {}

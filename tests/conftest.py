@@ -6,12 +6,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from support import BASE_TOML, ROOT, TEST_ENV, LiveServer, free_port, make_config
 
 from attribution.keys import Keys
 from attribution.redis_store import EmbeddedRedis, client
 
 __all__ = ["BASE_TOML", "ROOT", "TEST_ENV", "LiveServer", "free_port", "make_config"]
+
+# how fast examples are drawn says something of the machine, not of callpath: on a busy
+# CI runner the "too slow" health check failed property tests that had found nothing
+settings.register_profile("callpath", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("callpath")
 
 
 @pytest.fixture

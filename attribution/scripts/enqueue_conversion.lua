@@ -33,11 +33,11 @@ else
 end
 local day = p .. ':day:' .. ARGV[5]
 if reason == '' then
-  redis.call('HINCRBY', day, 'conv_owed', 1)
+  redis.call('HINCRBY', day, 'conv_owed', '1')
   redis.call('XADD', p .. ':outbox', '*', 'kind', 'conversion', 'id', id, 'tx', tx,
     'value', ARGV[3], 'currency', ARGV[4], 'day', ARGV[5], 'at', ARGV[6])
 else
-  redis.call('HINCRBY', day, 'conv_not_sent:' .. reason, 1)
+  redis.call('HINCRBY', day, 'conv_not_sent:' .. reason, '1')
 end
 if redis.call('PTTL', day) == -1 then redis.call('PEXPIRE', day, ARGV[8]) end
 return 1

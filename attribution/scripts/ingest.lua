@@ -103,7 +103,7 @@ local function ingest(id, body, started, party, status, direction, day, kind, po
   end
 
   local parts = {body, ',"m":"', match, '"'}
-  if candidates > 0 then parts[#parts + 1] = ',"nc":' .. candidates end
+  if candidates > 0 then parts[#parts + 1] = ',"nc":' .. string.format('%d', candidates) end
   local got = {}
   if sid ~= '' then
     parts[#parts + 1] = ',"sid":' .. jstr(sid)
@@ -127,7 +127,7 @@ local function ingest(id, body, started, party, status, direction, day, kind, po
         parts[#parts + 1] = ',"pg":' .. jstr(chars(last, keep))
       end
       local first = tonumber(got['first_seen'] or '') or started
-      parts[#parts + 1] = ',"tos":' .. math.max(0, math.floor((started - first) / 1000))
+      parts[#parts + 1] = ',"tos":' .. string.format('%d', math.max(0, (started - first) / 1000))
     end
   end
 

@@ -26,8 +26,8 @@ local function covering(p, number, t, grace, limit, skew)
   local first_ended = nil
   local seen, done = 0, false
   while not done and seen < limit do
-    local entries = redis.call('ZREVRANGEBYSCORE', hist, t + skew, '-inf', 'LIMIT', seen,
-      math.min(PAGE, limit - seen))
+    local entries = redis.call('ZREVRANGEBYSCORE', hist, string.format('%d', t + skew), '-inf',
+      'LIMIT', string.format('%d', seen), string.format('%d', math.min(PAGE, limit - seen)))
     for _, member in ipairs(entries) do
       seen = seen + 1
       local colon = string.find(member, ':', 1, true)

@@ -25,7 +25,7 @@ local function reached(p, party, started)
   -- an answered call (or a call back) closes the caller's missed calls up to it
   local contact = p .. ':contact'
   local last = tonumber(redis.call('HGET', contact, party) or '0')
-  if started > last then redis.call('HSET', contact, party, started) end
+  if started > last then redis.call('HSET', contact, party, string.format('%d', started)) end
   local missed_at = tonumber(redis.call('ZSCORE', p .. ':unanswered', party) or '-1')
   if missed_at >= 0 and missed_at <= started then
     redis.call('ZREM', p .. ':unanswered', party)
@@ -73,12 +73,14 @@ local function store(p, id, body, started, party, status, direction, owed, reten
       reached(p, party, started)
     elseif direction == 'inbound' then
       local last = tonumber(redis.call('HGET', p .. ':contact', party) or '0')
-      if started > last then redis.call('ZADD', p .. ':unanswered', 'GT', started, party) end
+      if started > last then
+        redis.call('ZADD', p .. ':unanswered', 'GT', string.format('%d', started), party)
+      end
     end
   end
   redis.call('SET', p .. ':call:' .. id, body .. (first and ',"ftc":true}' or '}'), 'PX',
-    retention)
-  redis.call('ZADD', p .. ':calls', started, id)
+    string.format('%d', retention))
+  redis.call('ZADD', p .. ':calls', string.format('%d', started), id)
   if not newest or started > newest then newest = started end
   count(day, 'calls')
   if match ~= 'unattributed' then count(day, 'attributed') end
@@ -94,11 +96,12 @@ end
 local function tally(p, retention)
   for day, fields in pairs(counts) do
     local key = p .. ':day:' .. day
-    for field, n in pairs(fields) do redis.call('HINCRBY', key, field, n) end
-    redis.call('PEXPIRE', key, retention)
+    for field, n in pairs(fields) do redis.call('HINCRBY', key, field, string.format('%d', n)) end
+    redis.call('PEXPIRE', key, string.format('%d', retention))
   end
   if newest then
     -- the log's index forgets calls past retention (their records expire on their own)
-    redis.call('ZREMRANGEBYSCORE', p .. ':calls', '-inf', '(' .. (newest - retention))
+    redis.call('ZREMRANGEBYSCORE', p .. ':calls', '-inf',
+      '(' .. string.format('%d', newest - retention))
   end
 end

@@ -22,7 +22,7 @@ if redis.call('HEXISTS', p .. ':sent', event) == 1 then return 0 end
 if acked == 0 then return 0 end
 if redis.call('HSETNX', p .. ':dead', event, ARGV[3]) == 0 then return 0 end
 local day = p .. ':day:' .. ARGV[4]
-redis.call('HINCRBY', day, prefix .. 'dead', 1)
-redis.call('HINCRBY', day, prefix .. 'dead:' .. ARGV[6], 1)
+redis.call('HINCRBY', day, prefix .. 'dead', '1')
+redis.call('HINCRBY', day, prefix .. 'dead:' .. ARGV[6], '1')
 if redis.call('PTTL', day) == -1 then redis.call('PEXPIRE', day, ARGV[7]) end
 return 1

@@ -21,14 +21,14 @@ redis.call('XACK', outbox, 'ga4', entry)
 redis.call('XDEL', outbox, entry)
 if redis.call('HSETNX', p .. ':sent', event, at) == 0 then return 0 end
 local day = p .. ':day:' .. ARGV[4]
-redis.call('HINCRBY', day, prefix .. 'delivered', 1)
+redis.call('HINCRBY', day, prefix .. 'delivered', '1')
 local dead = redis.call('HGET', p .. ':dead', event)
 if dead then
   redis.call('HDEL', p .. ':dead', event)
   local ok, letter = pcall(cjson.decode, dead)
-  redis.call('HINCRBY', day, prefix .. 'dead', -1)
+  redis.call('HINCRBY', day, prefix .. 'dead', '-1')
   if ok and type(letter) == 'table' and type(letter['reason']) == 'string' then
-    redis.call('HINCRBY', day, prefix .. 'dead:' .. letter['reason'], -1)
+    redis.call('HINCRBY', day, prefix .. 'dead:' .. letter['reason'], '-1')
   end
 end
 if redis.call('PTTL', day) == -1 then redis.call('PEXPIRE', day, ARGV[6]) end

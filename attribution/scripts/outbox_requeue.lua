@@ -10,7 +10,7 @@
 
 local p = KEYS[1]
 local retry, outbox = p .. ':retry', p .. ':outbox'
-local due = redis.call('ZRANGEBYSCORE', retry, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local due = redis.call('ZRANGEBYSCORE', retry, '-inf', ARGV[1], 'LIMIT', '0', ARGV[2])
 for _, job in ipairs(due) do
   local ok, fields = pcall(cjson.decode, job)
   if ok and type(fields) == 'table' then
@@ -23,5 +23,5 @@ for _, job in ipairs(due) do
   end
   redis.call('ZREM', retry, job)
 end
-local nxt = redis.call('ZRANGE', retry, 0, 0, 'WITHSCORES')
+local nxt = redis.call('ZRANGE', retry, '0', '0', 'WITHSCORES')
 return {#due, nxt[2] or ''}

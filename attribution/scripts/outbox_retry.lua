@@ -25,6 +25,6 @@ if redis.call('HEXISTS', p .. ':sent', event) == 1 then return 0 end
 if acked == 0 then return 0 end
 redis.call('ZADD', p .. ':retry', tonumber(ARGV[4]), ARGV[3])
 local day = p .. ':day:' .. ARGV[5]
-redis.call('HINCRBY', day, prefix .. 'retried', 1)
+redis.call('HINCRBY', day, prefix .. 'retried', '1')
 if redis.call('PTTL', day) == -1 then redis.call('PEXPIRE', day, ARGV[7]) end
 return 1

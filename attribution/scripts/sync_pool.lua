@@ -22,7 +22,7 @@ local added = 0
 for _, n in ipairs(ARGV) do
   redis.call('SADD', configured, n)
   if not redis.call('ZSCORE', free, n) and not redis.call('ZSCORE', leases, n) then
-    redis.call('ZADD', free, 0, n)
+    redis.call('ZADD', free, '0', n)
     added = added + 1
   end
 end
