@@ -127,22 +127,28 @@ class Batcher:
         """Read replies while any are owed; a dead or silent connection fails them all."""
         reader, stream = self._reader, conn._reader
         assert stream is not None
+        loop = asyncio.get_running_loop()
         try:
-            while self._sent:
-                async with asyncio.timeout(READ_TIMEOUT_S):
+            # one deadline for the whole run, pushed on only when half of it is gone: a
+            # timer per read cost more than the read; a silent Redis fails in 5 to 10 s
+            async with asyncio.timeout(READ_TIMEOUT_S) as deadline:
+                while self._sent:
+                    now, when = loop.time(), deadline.when()
+                    if when is not None and when - now < READ_TIMEOUT_S / 2:
+                        deadline.reschedule(now + READ_TIMEOUT_S)
                     data = await stream.read(65536)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection")
-                reader.feed(data)
-                while (reply := reader.gets()) is not False:
-                    request = self._sent[0]
-                    request.replies.append(reply)
-                    if len(request.replies) == len(request.ops):
-                        self._sent.popleft()
-                        try:
-                            self._settle(request)
-                        except Exception as exc:  # a reply of an unexpected shape
-                            self._fail([request], exc)
+                    if not data:
+                        raise RedisConnectionError("Redis closed the connection")
+                    reader.feed(data)
+                    while (reply := reader.gets()) is not False:
+                        request = self._sent[0]
+                        request.replies.append(reply)
+                        if len(request.replies) == len(request.ops):
+                            self._sent.popleft()
+                            try:
+                                self._settle(request)
+                            except Exception as exc:  # a reply of an unexpected shape
+                                self._fail([request], exc)
         except Exception as exc:
             if not isinstance(exc, RedisError):  # a timeout, a reset: as redis-py says it
                 exc = RedisConnectionError(f"Redis connection lost: {exc!r}")

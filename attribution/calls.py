@@ -26,6 +26,7 @@ from .keys import Keys
 from .lua import Scripts
 from .matcher import CLOCK_SKEW_MS, HISTORY_SCAN, Match, Matcher, Route
 from .redis_store import AnyRedis, is_cluster
+from .web import compact_json
 
 PAGE_MAX = 300
 # what ingest.lua answers of the session, beside the sid
@@ -123,13 +124,11 @@ STORED_NAMES = {
 FULL_NAMES = {short: full for full, short in STORED_NAMES.items()}
 _MISSING = object()
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
 
 def record_body(rec: dict[str, Any]) -> str:
     """What the scripts take: the stored JSON without its closing brace (they append the
     match and ``first_time_caller``, which only they can know); defaults left out."""
-    return _dumps(
+    return compact_json(
         {STORED_NAMES.get(k, k): v for k, v in rec.items() if RECORD_DEFAULTS.get(k, _MISSING) != v}
     )[:-1]
 

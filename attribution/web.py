@@ -87,13 +87,13 @@ def _compact_encoder() -> Callable[[Any], str]:
     return encode
 
 
-_compact_json = _compact_encoder()
+compact_json = _compact_encoder()
 
 
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    text = _compact_json(body)
+    text = compact_json(body)
     return Response(text, status, headers=dict(headers or {}), media_type="application/json")
 
 
@@ -124,7 +124,7 @@ class JsonRoute:
         except Exception as exc:
             await (await server_error(request, exc))(scope, receive, send)
             return
-        payload = _compact_json(body).encode()
+        payload = compact_json(body).encode()
         raw = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(payload)).encode()),

@@ -10,6 +10,7 @@ import pytest
 import redis.exceptions
 from redis.exceptions import ResponseError
 
+from attribution import batching
 from attribution.batching import Batcher
 from attribution.lua import Scripts
 
@@ -83,3 +84,18 @@ async def test_calls_made_while_a_dead_connection_is_closed_are_still_answered(
     later = await asyncio.gather(*(batch(("INCR", "n")) for _ in range(20)))
     assert isinstance(failed[0], redis.exceptions.ConnectionError)
     assert sorted(x[0] for x in later) == list(range(1, 21))
+
+
+async def test_a_redis_that_stops_answering_fails_its_callers_in_time_then_serves_again(
+    batch: Batcher, r: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "READ_TIMEOUT_S", 0.3)
+    assert await batch(("SET", "a", "1")) == [b"OK"]
+    await r.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # Redis reads, answers nobody
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await batch(("GET", "a"))
+    assert loop.time() - began < 1.2  # failed by the timeout, not by the pause ending
+    assert await r.get("a") == b"1"  # answered once the pause is over
+    assert await batch(("GET", "a")) == [b"1"]
