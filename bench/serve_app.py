@@ -1,4 +1,8 @@
-"""The real app plus one trivial JSON route, under uvicorn with the production settings."""
+"""The real app plus two trivial JSON routes, under uvicorn with the production settings.
+
+``/bench/trivial`` is an ordinary route, first in the routing table (no route is
+cheaper to reach through the app's middleware and router); ``/bench/trivial-fast`` is
+a :class:`JsonRoute`, taken before the middleware like the snippet's own routes."""
 
 from __future__ import annotations
 
@@ -14,13 +18,17 @@ from attribution.app import create_app
 from attribution.keys import Keys
 from attribution.redis_store import client
 from attribution.sessions import Signer
-from attribution.web import json_response
+from attribution.web import JsonRoute, json_response
 
 TRIVIAL = {"sid": None, "numbers": [], "hold_seconds": 900, "visit": {}}
 
 
 async def trivial(request: Request) -> Response:
     return json_response(TRIVIAL)
+
+
+async def trivial_fast(request: Request) -> tuple[dict[str, object], dict[str, str]]:
+    return TRIVIAL, {}
 
 
 def main() -> None:
@@ -36,8 +44,9 @@ def main() -> None:
         keys=Keys(),
         signer=Signer(b"b" * 32),
         run_worker=False,
-        extra_routes=[Route("/bench/trivial", trivial)],
+        extra_routes=[Route("/bench/trivial-fast", JsonRoute(trivial_fast), methods=["GET"])],
     )
+    app.router.routes.insert(0, Route("/bench/trivial", trivial))
     uvicorn.run(
         app,
         host="127.0.0.1",
