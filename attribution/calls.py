@@ -243,13 +243,11 @@ class CallLog:
         for p in items:
             rec, kind, pool = _base(p), "none", ""
             if p.cdr.direction == "inbound":
+                _place(rec, p.route.static, p.route.pool)
                 if p.route.static is not None:
                     kind = "static"
-                    _place(rec, p.route.static, None)
                 elif p.route.pool is not None:
-                    kind = "pool"
-                    pool = self.keys.pool(site.id, p.route.pool.id)
-                    _place(rec, None, p.route.pool)
+                    kind, pool = "pool", self.keys.pool(site.id, p.route.pool.id)
             started = rec["started_ms"]
             args += (
                 rec["call_id"],

@@ -129,13 +129,18 @@ class Config:
     calls_days: int = 400
     server: Server = Server()
     path: str = ""
+    _by_id: dict[str, Site] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # every page view and ping looks its site up (ids are unique: parse refuses twins)
+        object.__setattr__(self, "_by_id", {s.id: s for s in self.sites})
 
     @property
     def hold_ms(self) -> int:
         return int(self.hold_minutes * 60_000)
 
     def site(self, site_id: str) -> Site | None:
-        return next((s for s in self.sites if s.id == site_id), None)
+        return self._by_id.get(site_id)
 
     def owner_of(self, e164: str) -> tuple[Site, Pool | None, Static | None] | None:
         """The site (and pool or static entry) a tracking or own number belongs to."""

@@ -103,7 +103,6 @@ class Tracker:
         self.batch = Batcher(redis, allocator.scripts)
         self.one_script = not self.batch.cluster  # start.lua needs every key in one place
         self.hold_s = round(config.hold_minutes * 60)
-        self._sites = {s.id: s for s in config.sites}
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
         # what every start.lua call of a choice of pools passes alike, made once per choice
         self._script_args: dict[tuple[int, ...], tuple[Any, ...]] = {}
@@ -112,7 +111,7 @@ class Tracker:
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
-        site = self._sites.get(site_id)
+        site = self.config.site(site_id)
         if site is None:
             raise NotFound(f"no site {site_id!r} is configured", field="site")
         return site
@@ -150,7 +149,7 @@ class Tracker:
             if limited_ip:
                 await self._limit(limited_ip)
             seen = _visit_dict(current, "", device.kind)
-            return Assignment(None, [pair(o, o) for o in site.replace], self.hold_s, seen)
+            return Assignment(None, self._numbers(site, []), self.hold_s, seen)
         record: dict[str, str] = {}
         if known:
             record = decode_hash((await self.batch(("HGETALL", self.keys.session(str(sid)))))[0])

@@ -84,10 +84,15 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
     end
   end
 
-  local function take(number, outcome)
+  local function hold_on(number)
+    -- the session holds number for another `hold` ms; the number's lease lives as long
     local expires = string.format('%d', now + hold)
     redis.call('ZADD', p .. ':h:' .. number, expires, sid)
     redis.call('ZADD', leases, 'GT', expires, number)
+  end
+
+  local function take(number, outcome)
+    hold_on(number)
     -- a shared take is marked "s<from>": the matcher stops at the newest unshared lease
     -- that began before a call, since the number was free just before it
     local from = (outcome == 'shared') and ('s' .. nowtext) or nowtext
@@ -109,9 +114,7 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
     local number, from = string.sub(mine, 1, bar - 1), string.sub(mine, bar + 1)
     local exptext = redis.call('ZSCORE', p .. ':h:' .. number, sid)
     if exptext and tonumber(exptext) > now then
-      local expires = string.format('%d', now + hold)
-      redis.call('ZADD', p .. ':h:' .. number, expires, sid)
-      redis.call('ZADD', leases, 'GT', expires, number)
+      hold_on(number)
       return {number, 'held'}
     end
     finish(number, sid, from, exptext or nowtext)
@@ -127,9 +130,10 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
   end
 
   -- 3. the free number that has rested longest
-  local number = redis.call('ZRANGE', p .. ':free', '0', '0')[1]
+  local free = p .. ':free'
+  local number = redis.call('ZRANGE', free, '0', '0')[1]
   if number then
-    redis.call('ZREM', p .. ':free', number)
+    redis.call('ZREM', free, number)
     return take(number, 'new')
   end
 
