@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from .digits import UNSURE, plain_e164
+
 DIRECTIONS = ("inbound", "outbound")
 STATUSES = ("answered", "missed", "busy", "failed")
 MAX_CALL_ID = 128
@@ -136,10 +138,14 @@ def e164(raw: str, country: str) -> str | None:
 
     National forms are read with ``country``; ``sip:``/``tel:`` URIs give their user part.
     Cached per (raw string, country): PBX exports repeat the same numbers endlessly.
+    Plain digits take ``phonenumbers``' own way without its free-text steps (``digits``).
     """
     text = _strip_uri(raw)
     if not text or len(text) > 64:
         return None
+    fast = plain_e164(text, country)
+    if fast != UNSURE:
+        return fast
     try:
         num = phonenumbers.parse(text, country or None)
     except phonenumbers.NumberParseException:
