@@ -119,3 +119,20 @@ def test_callers_read_through_the_fast_way_match_phonenumbers() -> None:
     # the slow way still serves whatever is not plain digits
     assert e164("tel:+1-201-555-0123", "US") == "+12015550123"
     assert caller_number("(201) 555-0123", ctx) == "+12015550123"
+
+
+def test_a_phonenumbers_without_the_private_steps_leaves_it_all_to_phonenumbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from attribution.cdr import digits
+
+    monkeypatch.setattr(digits, "_test_length", None)
+    digits._works.cache_clear()
+    try:
+        assert not digits._works()
+        assert plain_e164("2015550123", "US") == UNSURE
+        assert e164.__wrapped__("2015550123", "US") == "+12015550123"  # the slow way
+    finally:
+        monkeypatch.undo()
+        digits._works.cache_clear()
+    assert plain_e164("2015550123", "US") == "+12015550123"

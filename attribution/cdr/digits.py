@@ -42,11 +42,33 @@ _POSSIBLE = (
     phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
 )
 
-# phonenumbers' own steps that carry the per-region rules
-_strip_national_prefix = _pnu._maybe_strip_national_prefix_carrier_code
-_test_length = _pnu._test_number_length
-_match_national = _pnu._match_national_number
-_country_code_of = _pnu._extract_country_code
+# phonenumbers' own steps that carry the per-region rules: private names, so a release
+# that renames or changes them turns this shortcut off (see _works) rather than the import
+_strip_national_prefix: Any = getattr(_pnu, "_maybe_strip_national_prefix_carrier_code", None)
+_test_length: Any = getattr(_pnu, "_test_number_length", None)
+_match_national: Any = getattr(_pnu, "_match_national_number", None)
+_country_code_of: Any = getattr(_pnu, "_extract_country_code", None)
+
+# (text, region, E.164) as phonenumbers reads them: one for each path of _decide
+_SAMPLES = (
+    ("2015550123", "US", "+12015550123"),
+    ("12015550123", "US", "+12015550123"),
+    ("011442071234567", "US", "+442071234567"),
+    ("89161234567", "RU", "+79161234567"),
+    ("+4407400123456", "GB", "+447400123456"),
+    ("0612345678", "IT", "+390612345678"),
+    ("123", "US", None),
+)
+
+
+@cache
+def _works() -> bool:
+    """Whether the installed phonenumbers has the steps this module calls, and they
+    still read the samples as they did when it was written."""
+    try:
+        return all(_decide(text, region) == e164 for text, region, e164 in _SAMPLES)
+    except Exception:  # a changed private function: phonenumbers.parse does all the work
+        return False
 
 
 @cache
@@ -74,8 +96,12 @@ def plain_e164(text: str, region: str) -> str | None:
     None where ``phonenumbers`` refuses the number or finds it impossible, :data:`UNSURE`
     where this function does not decide.
     """
-    if not _PLAIN.fullmatch(text):
+    if not _PLAIN.fullmatch(text) or not _works():
         return UNSURE
+    return _decide(text, region)
+
+
+def _decide(text: str, region: str) -> str | None:
     known = _region(region) if region else None
     if known is None:
         return UNSURE  # no default region: only "+…" parses, and that is rare enough
