@@ -6,7 +6,9 @@ import random
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -26,6 +28,14 @@ def cluster_port() -> int:
             continue
         return port
     raise RuntimeError("no free port pair for a cluster node")
+
+
+def _ask(client: Any, question: Callable[[Any], Any]) -> Any:
+    """One answer from a client made for it, closed at once: a client left to the
+    collector closes its socket whenever a later test happens to collect it, which
+    filterwarnings=error turns into that test's failure."""
+    with client as r:
+        return question(r)
 
 
 class LocalCluster:
@@ -73,7 +83,7 @@ class LocalCluster:
                 )
             )
         for port in self.ports:
-            self._wait(lambda p=port: redis.Redis(port=p).ping())
+            self._wait(lambda p=port: _ask(redis.Redis(port=p), lambda r: r.ping()))
         cli = Path(server_binary()).with_name("redis-cli")
         subprocess.run(
             [
@@ -90,9 +100,14 @@ class LocalCluster:
             timeout=60,
         )
         self._wait(
-            lambda: redis.Redis(port=self.ports[0]).cluster("info").get("cluster_state") == "ok"
+            lambda: (
+                _ask(redis.Redis(port=self.ports[0]), lambda r: r.cluster("info"))["cluster_state"]
+                == "ok"
+            )
         )
-        self._wait(lambda: RedisCluster(host="127.0.0.1", port=self.ports[0]).ping())
+        self._wait(
+            lambda: _ask(RedisCluster(host="127.0.0.1", port=self.ports[0]), lambda r: r.ping())
+        )
         return self
 
     @staticmethod
@@ -110,7 +125,7 @@ class LocalCluster:
 
     def flush(self) -> None:
         for port in self.ports:
-            redis.Redis(port=port).flushall()
+            _ask(redis.Redis(port=port), lambda r: r.flushall())
 
     def stop(self) -> None:
         for proc in self.procs:

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import redis
 import uvicorn
 
 from attribution import config as configmod
@@ -65,6 +66,13 @@ def make_config(
     data = tomllib.loads(text)
     data.update(top)
     return configmod.parse(data).with_secrets(env or TEST_ENV)
+
+
+def flush_redis(url: str) -> None:
+    """Empty the test Redis with a client closed at once (one left to the collector
+    closes its socket in whichever later test collects it: a ResourceWarning there)."""
+    with redis.Redis.from_url(url) as client:
+        client.flushall()
 
 
 def free_port() -> int:

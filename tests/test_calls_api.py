@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from support import BASE_TOML, CHROME_UA, LiveServer, build_app, make_config
+from support import BASE_TOML, CHROME_UA, LiveServer, build_app, flush_redis, make_config
 
 from attribution.keys import Keys
 
@@ -36,8 +36,7 @@ api_key_env = "BETA_API_KEY"
 
 @pytest.fixture
 def server(redis_url: str) -> Iterator[LiveServer]:
-    c = redis.Redis.from_url(redis_url)
-    c.flushall()
+    flush_redis(redis_url)
     cfg = make_config(
         OTHER_SITE,
         env={
@@ -48,7 +47,7 @@ def server(redis_url: str) -> Iterator[LiveServer]:
     )
     with LiveServer(build_app(redis_url, cfg)) as srv:
         yield srv
-    c.flushall()
+    flush_redis(redis_url)
 
 
 def visit(
@@ -268,8 +267,8 @@ def test_a_conversion_is_taken_once_per_transaction(server: LiveServer, redis_ur
         url, headers=AUTH, json={"value": 1250.5, "currency": "UAH", "transaction_id": "crm-77"}
     )
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    r = redis.Redis.from_url(redis_url)
-    assert float(r.hget(KEYS.revenue("acme"), "sale-1") or 0) == 1250.5
+    with redis.Redis.from_url(redis_url) as r:
+        assert float(r.hget(KEYS.revenue("acme"), "sale-1") or 0) == 1250.5
     bad = httpx.post(url, headers=AUTH, json={"value": -1, "currency": "UAH"})
     assert bad.status_code == 400 and bad.json()["field"] == "value"
     missing = httpx.post(

@@ -489,7 +489,9 @@ def test_iter_file_streams_csv() -> None:
     assert sum(1 for _ in it) == 39_999
 
 
-def test_twenty_thousand_rows_parse_quickly() -> None:
+def test_a_year_of_rows_keeps_a_call_id_per_row() -> None:
+    """20,000 rows 25 minutes apart (a year of one trunk): each stays its own call;
+    how fast they parse is measured in bench/, not here."""
     tz = ZoneInfo("Europe/Kyiv")
     base = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
     rows_ = []
@@ -506,10 +508,5 @@ def test_twenty_thousand_rows_parse_quickly() -> None:
             billsec="60",
         )
         rows_.append([*base_row, f"{t}.{i}", ""])
-    import time
-
-    began = time.process_time()  # CPU time: not fooled by a busy machine
     out = [parse_asterisk_row(r, UA) for r in rows_]
-    elapsed = time.process_time() - began
     assert len({c.call_id for c in out}) == 20_000
-    assert elapsed < 2.0  # 10,000 rows/s with a wide margin (about 0.3 s here)

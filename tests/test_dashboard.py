@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
-from support import LiveServer
+from support import LiveServer, flush_redis
 from test_reports import KEY, report_app, seed
 
 pytestmark = pytest.mark.browser
@@ -24,7 +23,7 @@ def server(redis_url: str) -> Iterator[LiveServer]:
     asyncio.run(seed(redis_url, int(time.time() * 1000)))
     with LiveServer(report_app(redis_url)) as srv:
         yield srv
-    redis.Redis.from_url(redis_url).flushall()
+    flush_redis(redis_url)
 
 
 @pytest.fixture

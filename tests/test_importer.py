@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from support import BASE_TOML, make_config
+from support import BASE_TOML, flush_redis, make_config
 
 from attribution.cli import main
 from attribution.config import Config, Site
@@ -253,12 +253,6 @@ def test_site_is_named_or_the_only_one() -> None:
         choose_site(two, "nope")
 
 
-def _flush(url: str) -> None:
-    client = redis.Redis.from_url(url)
-    client.flushall()
-    client.close()
-
-
 def _cli_files(tmp_path: Path, bad: bool = False) -> tuple[Path, Path]:
     cfg = make_config()
     site = cfg.sites[0]
@@ -277,7 +271,7 @@ def _cli_files(tmp_path: Path, bad: bool = False) -> tuple[Path, Path]:
 def test_cli_import_twice(
     redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _flush(redis_url)
+    flush_redis(redis_url)
     config, data = _cli_files(tmp_path)
     args = ["import-cdr", str(data), "--config", str(config), "--redis", redis_url]
     assert main(args) == 0
@@ -286,13 +280,13 @@ def test_cli_import_twice(
     assert err == ""  # not a terminal: no progress bar, just the last line
     assert main([*args, "--format", "asterisk-csv", "--batch", "1"]) == 0
     assert "2 read, 0 new, 2 already stored, 0 failed" in capsys.readouterr().out
-    _flush(redis_url)
+    flush_redis(redis_url)
 
 
 def test_cli_lists_failures_and_exits_1(
     redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _flush(redis_url)
+    flush_redis(redis_url)
     config, data = _cli_files(tmp_path, bad=True)
     assert main(["import-cdr", str(data), "--config", str(config), "--redis", redis_url]) == 1
     captured = capsys.readouterr()
@@ -302,7 +296,7 @@ def test_cli_lists_failures_and_exits_1(
         "line 3: row: a cdr_csv row has 16 to 21 columns, this one has 2"
     )
     assert "… and 10 more failed rows" in captured.err
-    _flush(redis_url)
+    flush_redis(redis_url)
 
 
 def test_cli_uses_the_embedded_redis_under_the_data_dir(

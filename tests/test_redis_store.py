@@ -17,13 +17,14 @@ from attribution.redis_store import EmbeddedRedis, mask_url, resolve
 
 def test_embedded_redis_persists_with_aof_across_a_restart(tmp_path: Path) -> None:
     first = EmbeddedRedis(tmp_path).start()
-    c = redis.Redis(unix_socket_path=str(first.socket))
-    assert c.config_get("appendonly") == {"appendonly": "yes"}
-    c.set("call", "acknowledged")
+    with redis.Redis(unix_socket_path=str(first.socket)) as c:
+        assert c.config_get("appendonly") == {"appendonly": "yes"}
+        c.set("call", "acknowledged")
     first.stop()
     assert not first.socket.exists() or not first._alive()
     second = EmbeddedRedis(tmp_path).start()
-    assert redis.Redis(unix_socket_path=str(second.socket)).get("call") == b"acknowledged"
+    with redis.Redis(unix_socket_path=str(second.socket)) as c:
+        assert c.get("call") == b"acknowledged"
     assert (tmp_path / "redis.log").exists()
     second.stop()
 
@@ -33,7 +34,8 @@ def test_a_running_embedded_redis_is_reused_not_restarted(tmp_path: Path) -> Non
     other = EmbeddedRedis(tmp_path).start()
     assert other.process is None  # reused; the first owner keeps it
     other.stop()  # stopping a non-owner leaves it running
-    assert redis.Redis(unix_socket_path=str(owner.socket)).ping()
+    with redis.Redis(unix_socket_path=str(owner.socket)) as c:
+        assert c.ping()
     owner.stop()
 
 

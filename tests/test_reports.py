@@ -12,8 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import redis
-from support import LiveServer, build_app, make_config
+from support import LiveServer, build_app, flush_redis, make_config
 
 from attribution import reports
 from attribution.allocator import Allocator
@@ -574,7 +573,7 @@ def server(redis_url: str) -> Iterator[LiveServer]:
     with LiveServer(report_app(redis_url)) as srv:
         srv.seeded_at = now_ms  # type: ignore[attr-defined]
         yield srv
-    redis.Redis.from_url(redis_url).flushall()
+    flush_redis(redis_url)
 
 
 def seeded_at(srv: LiveServer) -> int:

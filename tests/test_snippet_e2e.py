@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
-from support import ROOT, LiveServer, build_app
+from support import ROOT, LiveServer, build_app, flush_redis
 
 from attribution import audit
 from attribution import config as configmod
@@ -34,7 +33,7 @@ US_TRACKING = re.compile(r"^\(415\) 555-010[1-4]$")
 
 @pytest.fixture
 def demo(redis_url: str) -> Iterator[LiveServer]:
-    redis.Redis.from_url(redis_url).flushall()
+    flush_redis(redis_url)
     cfg = configmod.load(ROOT / "pools.toml").with_secrets(ENV)
     with LiveServer(build_app(redis_url, cfg, extra_routes=[Route("/bare", bare)])) as srv:
         yield srv
