@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,10 @@ def summary(cfg: configmod.Config) -> str:
 # ---------------------------------------------------------------- serve
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -93,6 +98,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"  config   {path}\n  data dir {data_dir.resolve()}\n  redis    {where}",
         flush=True,
     )
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again with
+    # the handler it found: this one turns that into a clean exit through `finally`,
+    # so a service manager's stop also stops the embedded Redis (Ctrl-C already did)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             "attribution.server:build",
