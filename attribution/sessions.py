@@ -1,8 +1,13 @@
 """Session ids: issued by the server, signed, bound to one site.
 
-A sid is ``<16 random bytes, base64url>.<HMAC-SHA256(secret, site:random)[:12], base64url>``;
-checking it costs one HMAC and a constant-time compare, and a sid of another site or
-a forged one never verifies.
+A sid is ``<12 random bytes, base64url>.<HMAC-SHA256(secret, site:random)[:9], base64url>``
+(29 characters); checking it costs one HMAC and a constant-time compare, and a sid of
+another site or a forged one never verifies.
+
+96 random bits keep sids apart (a repeat is expected only after about 2**48 of them);
+72 bits of MAC make a forgery one guess in 2**72, each guess an HTTP request.  A sid is
+written four times per held number (its record's key, the pool's session index, the
+number's holders and its history), so its length is a good part of a session's memory.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+
+RANDOM_BYTES = 12
+MAC_BYTES = 9
 
 
 def _b64(raw: bytes) -> str:
@@ -38,10 +46,10 @@ class Signer:
         inner.update(f"{site}:{rand}".encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return _b64(outer.digest()[:12])
+        return _b64(outer.digest()[:MAC_BYTES])
 
     def issue(self, site: str) -> str:
-        rand = _b64(secrets.token_bytes(16))
+        rand = _b64(secrets.token_bytes(RANDOM_BYTES))
         return f"{rand}.{self._mac(site, rand)}"
 
     def verify(self, site: str, sid: object) -> bool:

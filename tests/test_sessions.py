@@ -8,12 +8,12 @@ import hmac
 
 import pytest
 
-from attribution.sessions import Signer
+from attribution.sessions import MAC_BYTES, Signer
 
 
 def _expected_mac(secret: bytes, site: str, rand: str) -> str:
     digest = hmac.new(secret, f"{site}:{rand}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:12]).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(digest[:MAC_BYTES]).rstrip(b"=").decode()
 
 
 @pytest.mark.parametrize("secret", [b"s" * 16, b"k" * 64, b"long-secret-" * 10])
@@ -23,6 +23,7 @@ def test_a_sid_carries_the_hmac_sha256_of_its_site_and_random_part(secret: bytes
     rand, mac = sid.split(".")
     assert mac == _expected_mac(secret, "acme", rand)
     assert signer.verify("acme", sid)
+    assert len(sid) == 29 and len(rand) == 16 and len(mac) == 12
 
 
 def test_a_sid_of_another_site_or_secret_or_a_forged_one_never_verifies() -> None:
