@@ -1,9 +1,10 @@
 """Automatic pipelining: the Redis commands of concurrent requests travel together.
 
-On one Redis, each Batcher keeps one connection of its own and multiplexes it: every
-operation that reaches it in the same event-loop turn is packed into one write, and a
-reader task hands the replies back in order as they arrive, while the next batch may
-already be on its way.  There is no connection to take from a pool, no lock and no
+On one Redis, each Batcher keeps one connection of its own and multiplexes it: the
+operations that reach it in one event-loop turn are packed into one write (a few at a
+time, so Redis starts on the first while the server still reads the others), and the
+replies are handed back in order, from the connection's own ``data_received``, as they
+arrive.  There is no connection to take from a pool, no lock, no reader task and no
 health check per batch: those cost more than a session request's Redis work.  On a
 Cluster the commands go out one by one (a script in a Cluster pipeline is refused).
 
@@ -14,6 +15,7 @@ An operation is a tuple: ``("script", name, key, *args)`` for a Lua script of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +30,8 @@ from .lua import Scripts
 from .redis_store import AnyRedis, is_cluster
 
 Op = tuple[Any, ...]
-READ_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 10.0  # a Redis silent this long while replies are owed fails them
+WRITE_EVERY = 4  # operations: a turn's batch goes out in writes of about this many
 
 
 def _reply_reader() -> hiredis.Reader:
@@ -53,11 +56,8 @@ class Batcher:
         self.scripts = scripts
         self.cluster = is_cluster(redis)
         self._pending: list[_Request] = []  # not yet written
-        self._sent: deque[_Request] = deque()  # written, replies awaited in this order
-        self._conn: AbstractConnection | None = None
-        self._reader = _reply_reader()
+        self._link: _Link | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._reading = False
         self._connecting = False
 
     async def __call__(self, *ops: Op) -> list[Any]:
@@ -66,9 +66,12 @@ class Batcher:
             return [await self._one(op) for op in ops]
         loop = asyncio.get_running_loop()
         request = _Request(ops, loop.create_future())
-        self._pending.append(request)
-        if len(self._pending) == 1:
+        pending = self._pending
+        pending.append(request)
+        if len(pending) == 1:
             loop.call_soon(self._flush)
+        elif len(pending) >= WRITE_EVERY:
+            self._flush()
         return await request.future
 
     def _spawn(self, coro: Any) -> None:
@@ -86,81 +89,36 @@ class Batcher:
             return ("EVALSHA", self.scripts.sha(op[1]), 1, *op[2:])
         return op
 
-    # ------------------------------------------------------------ writing
-
     def _flush(self) -> None:
-        conn = self._conn
-        if conn is None or conn._writer is None or conn._writer.is_closing():
+        if not self._pending:
+            return
+        link = self._link
+        if link is None or link.closed:
             if not self._connecting:
                 self._connecting = True
                 self._spawn(self._connect())
             return
         batch, self._pending = self._pending, []
-        data = b"".join(
-            hiredis.pack_command(self._command(op)) for request in batch for op in request.ops
+        link.send(
+            batch,
+            b"".join(
+                hiredis.pack_command(self._command(op)) for request in batch for op in request.ops
+            ),
         )
-        conn._writer.write(data)
-        self._sent.extend(batch)
-        if not self._reading:
-            self._reading = True
-            self._spawn(self._read(conn))
 
     async def _connect(self) -> None:
         """A connection of our own, made by the client's pool (auth, db, TLS as configured)."""
         try:
             conn = await self.redis.connection_pool.get_connection()
         except Exception as exc:
-            self._conn = None
-            self._fail(self._pending, exc)
+            self._link = None
+            _fail(self._pending, exc)
             self._pending = []
             return
         finally:
             self._connecting = False
-        self._conn = conn
-        self._reader = _reply_reader()
-        if self._pending:
-            self._flush()
-
-    # ------------------------------------------------------------ reading
-
-    async def _read(self, conn: AbstractConnection) -> None:
-        """Read replies while any are owed; a dead or silent connection fails them all."""
-        reader, stream = self._reader, conn._reader
-        assert stream is not None
-        loop = asyncio.get_running_loop()
-        try:
-            # one deadline for the whole run, pushed on only when half of it is gone: a
-            # timer per read cost more than the read; a silent Redis fails in 5 to 10 s
-            async with asyncio.timeout(READ_TIMEOUT_S) as deadline:
-                while self._sent:
-                    now, when = loop.time(), deadline.when()
-                    if when is not None and when - now < READ_TIMEOUT_S / 2:
-                        deadline.reschedule(now + READ_TIMEOUT_S)
-                    data = await stream.read(65536)
-                    if not data:
-                        raise RedisConnectionError("Redis closed the connection")
-                    reader.feed(data)
-                    while (reply := reader.gets()) is not False:
-                        request = self._sent[0]
-                        request.replies.append(reply)
-                        if len(request.replies) == len(request.ops):
-                            self._sent.popleft()
-                            try:
-                                self._settle(request)
-                            except Exception as exc:  # a reply of an unexpected shape
-                                self._fail([request], exc)
-        except Exception as exc:
-            if not isinstance(exc, RedisError):  # a timeout, a reset: as redis-py says it
-                exc = RedisConnectionError(f"Redis connection lost: {exc!r}")
-            sent, self._sent = list(self._sent), deque()
-            self._conn = None
-            self._reading = False  # before any await: the next connection needs a reader
-            self._fail(sent, exc)
-            await conn.disconnect()  # never reuse a connection with replies unread
-            await self.redis.connection_pool.release(conn)
-        finally:
-            if self._conn is conn:
-                self._reading = False
+        self._link = _Link(self, conn)
+        self._flush()
 
     def _settle(self, request: _Request) -> None:
         replies = request.replies
@@ -169,7 +127,7 @@ class Batcher:
             return
         error = next((reply for reply in replies if isinstance(reply, Exception)), None)
         if error is not None:
-            self._fail([request], error)
+            _fail([request], error)
             return
         for i, op in enumerate(request.ops):
             if op[0] == "HGETALL" and isinstance(replies[i], list):  # RESP2 gives pairs
@@ -185,12 +143,97 @@ class Batcher:
                 if isinstance(reply, NoScriptError):
                     request.replies[i] = await self._one(request.ops[i])
         except Exception as exc:
-            self._fail([request], exc)
+            _fail([request], exc)
             return
         self._settle(request)
 
-    @staticmethod
-    def _fail(requests: Sequence[_Request], exc: BaseException) -> None:
-        for request in requests:
-            if not request.future.done():
-                request.future.set_exception(exc)
+
+class _Link(asyncio.Protocol):
+    """A Batcher's connection, taken over from redis-py once it is set up: writes go
+    straight to its transport, and replies are parsed where they arrive.
+
+    A dead connection, or one that owes replies and has said nothing for
+    ``READ_TIMEOUT_S``, fails every caller still waiting on it, and is closed: it is
+    never used again, since its unread replies would go to the wrong callers."""
+
+    def __init__(self, batcher: Batcher, conn: AbstractConnection) -> None:
+        assert conn._writer is not None
+        self.batcher = batcher
+        self.conn = conn
+        self.transport = conn._writer.transport
+        self.sent: deque[_Request] = deque()  # written, replies awaited in this order
+        self.reader = _reply_reader()
+        self.closed = False
+        self.loop = asyncio.get_running_loop()
+        self.heard = 0.0  # when Redis last answered, or the first reply came to be owed
+        self.watch: asyncio.TimerHandle | None = None
+        self.streams = self.transport.get_protocol()  # told when the transport closes
+        self.transport.set_protocol(self)
+
+    def send(self, batch: list[_Request], data: bytes) -> None:
+        if not self.sent:
+            self.heard = self.loop.time()
+            if self.watch is None:
+                self.watch = self.loop.call_later(READ_TIMEOUT_S / 2, self._check)
+        self.transport.write(data)
+        self.sent.extend(batch)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = self.loop.time()
+        reader, sent, settle = self.reader, self.sent, self.batcher._settle
+        try:
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                request = sent[0]
+                request.replies.append(reply)
+                if len(request.replies) == len(request.ops):
+                    sent.popleft()
+                    try:
+                        settle(request)
+                    except Exception as exc:  # a reply of an unexpected shape
+                        _fail([request], exc)
+        except Exception as exc:  # a reply nobody asked for, or one hiredis refuses
+            self.close(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close(exc or RedisConnectionError("Redis closed the connection"))
+        self.streams.connection_lost(exc)  # redis-py's own close waits for this
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself; connection_lost follows
+
+    def _check(self) -> None:
+        """Every half timeout while replies are owed: has Redis gone silent?"""
+        self.watch = None
+        if self.closed or not self.sent:
+            return
+        if self.loop.time() - self.heard >= READ_TIMEOUT_S:
+            self.close(TimeoutError(f"no reply from Redis in {READ_TIMEOUT_S} s"))
+            return
+        self.watch = self.loop.call_later(READ_TIMEOUT_S / 2, self._check)
+
+    def close(self, exc: BaseException) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if not isinstance(exc, RedisError):  # a timeout, a reset: as redis-py says it
+            exc = RedisConnectionError(f"Redis connection lost: {exc!r}")
+        sent, self.sent = list(self.sent), deque()
+        if self.watch is not None:
+            self.watch.cancel()
+        _fail(sent, exc)
+        self.transport.abort()
+        self.batcher._spawn(self._release())
+        if self.batcher._link is self and self.batcher._pending:
+            self.batcher._flush()  # callers that came meanwhile go on a new connection
+
+    async def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.conn.disconnect()
+        await self.batcher.redis.connection_pool.release(self.conn)
+
+
+def _fail(requests: Sequence[_Request], exc: BaseException) -> None:
+    for request in requests:
+        if not request.future.done():
+            request.future.set_exception(exc)
