@@ -1,4 +1,5 @@
-"""The private routes (``Authorization: Bearer <site key>``): calls, lookup, conversions."""
+"""The private routes (the site key as ``Authorization: Bearer <key>``, or HTTP Basic with
+the site id as user name and the key as password): calls, lookup, conversions."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import phonenumbers
@@ -19,7 +21,15 @@ from .config import Site
 from .errors import ApiError, BadRequest, NotFound
 from .services import Services, services
 from .tracking import decode_hash
-from .web import csv_cell, json_object, json_response, parse_moment, read_body, site_for_key
+from .web import (
+    csv_cell,
+    json_object,
+    json_response,
+    midnight,
+    parse_moment,
+    read_body,
+    site_for_key,
+)
 
 BATCH_LIMIT = 1024 * 1024
 STATUSES = ("answered", "missed", "busy", "failed")
@@ -105,8 +115,18 @@ def _is_batch(body: bytes, ctype: str, fmt: str | None) -> bool:
 
 
 def _time_param(request: Request, name: str, site: Site) -> int | None:
+    """``from``/``to`` as ms; a bare-date ``to`` takes in that whole day in the site's
+    timezone, as the reports read it (the log's range is inclusive at both ends)."""
     text = request.query_params.get(name)
-    return parse_moment(text, name, site.timezone)[0] if text else None
+    if not text:
+        return None
+    ms, day = parse_moment(text, name, site.timezone)
+    if name == "to" and day is not None:
+        try:
+            ms = midnight(day + timedelta(days=1), site.timezone) - 1
+        except OverflowError:
+            raise BadRequest("to is out of range", field="to") from None
+    return ms
 
 
 def parse_number(text: str, site: Site, field: str) -> str:

@@ -1,6 +1,6 @@
 """Owner reports over the call log and the pools, and the dashboard that draws them.
 
-Routes (all but ``/dashboard`` need ``Authorization: Bearer <site key>``; every report
+Routes (all but ``/dashboard`` need the site key, as Bearer or Basic; every report
 takes ``from`` and ``to``: a date ``2026-11-24`` or a datetime, read in the site's
 timezone when it carries no offset; ``to`` as a date includes that whole day; the
 default is the last 30 days, today included):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import logging
@@ -223,27 +224,52 @@ def preflight(config: Config, request: Request) -> Response:
     )
 
 
+_CHALLENGE = 'Bearer realm="callpath", Basic realm="callpath"'
+_AUTH_HOW = (
+    "send the site's key as 'Authorization: Bearer <key>', or as HTTP Basic with the "
+    "site id as user name and the key as password"
+)
+
+
+def _refused(detail: str) -> Unauthorized:
+    """A 401 offering both schemes; ``detail`` never holds the key."""
+    return Unauthorized(detail, field="authorization", headers={"WWW-Authenticate": _CHALLENGE})
+
+
+def _credentials(value: str) -> tuple[str, str]:
+    """``(user, key)`` from an ``Authorization`` header: ``Bearer <key>`` (no user) or
+    ``Basic base64(<site id>:<key>)`` (RFC 7617); 401 for anything else."""
+    scheme, _, token = value.strip().partition(" ")
+    scheme, token = scheme.lower(), token.strip()
+    if scheme == "bearer" and token:
+        return "", token
+    if scheme != "basic" or not token:
+        raise _refused(_AUTH_HOW)
+    try:
+        # the padding is put back: some clients leave it off
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        user, colon, key = raw.decode("utf-8").partition(":")
+    except ValueError:  # not base64, non-ASCII in the header, or not UTF-8
+        raise _refused("the Basic credentials are not base64 of UTF-8 'site id:key'") from None
+    if not colon:
+        raise _refused("the Basic credentials have no ':' between the site id and the key")
+    if not key:
+        raise _refused(_AUTH_HOW)
+    return user, key
+
+
 def site_for_key(config: Config, request: Request) -> Site:
-    """The site whose key is in ``Authorization: Bearer``; compared in constant time."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized(
-            "send the site's key as 'Authorization: Bearer <key>'",
-            field="authorization",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """The site whose key is in ``Authorization`` (Bearer, or Basic with the site id as
+    user name); the key is compared in constant time with every site's."""
+    user, key = _credentials(request.headers.get("authorization", ""))
     found = None
-    given = token.strip().encode()
+    given = key.encode()
     for site in config.sites:
         if site.api_key and hmac.compare_digest(given, site.api_key.encode()):
             found = site
-    if found is None:
-        raise Unauthorized(
-            "the key is not valid for any site",
-            field="authorization",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if found is None or (user and user != found.id):
+        # a Basic user name other than the key's site is refused as a wrong key
+        raise _refused("the key is not valid for any site")
     return found
 
 

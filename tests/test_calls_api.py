@@ -1,12 +1,17 @@
-"""POST /v1/calls, GET /v1/calls and /v1/lookup over real HTTP."""
+"""POST /v1/calls (Bearer and Basic auth), GET /v1/calls and /v1/lookup over real HTTP."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -275,3 +280,108 @@ def test_a_conversion_is_taken_once_per_transaction(server: LiveServer, redis_ur
         f"{server.url}/v1/calls/nope/conversion", headers=AUTH, json={"value": 1, "currency": "UAH"}
     )
     assert missing.status_code == 404
+
+
+# ---------------------------------------------------------------- HTTP Basic and the log's `to`
+
+SAMPLES = Path(__file__).parent / "samples" / "cdr"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def stored(srv: LiveServer, call_id: str) -> bool:
+    log = httpx.get(f"{srv.url}/v1/calls", headers=AUTH).json()["calls"]
+    return call_id in {c["call_id"] for c in log}
+
+
+def test_a_twilio_callback_with_credentials_in_its_url_is_stored(server: LiveServer) -> None:
+    # Twilio can only authenticate a status callback as https://user:pass@host/v1/calls
+    form = dict(parse_qsl((SAMPLES / "twilio-completed.form").read_text().strip()))
+    form |= {"Called": "+380577000000", "To": "+380577000000"}
+    host = server.url.removeprefix("http://")
+    resp = httpx.post(f"http://acme:acme-key-0123456789@{host}/v1/calls", data=form)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["call_id"] == form["CallSid"]
+    assert resp.request.headers["authorization"].startswith("Basic ")
+    assert stored(server, form["CallSid"])
+
+
+def test_a_freeswitch_cdr_with_basic_auth_is_stored(server: LiveServer) -> None:
+    # mod_json_cdr with cred = acme:<key>, auth-scheme = basic, encode-values = true
+    cdr = (SAMPLES / "freeswitch-answered.cdr.json").read_text()
+    resp = httpx.post(
+        f"{server.url}/v1/calls",
+        content=urlencode({"cdr": cdr}).encode(),
+        headers=basic("acme", "acme-key-0123456789")
+        | {"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert stored(server, resp.json()["call_id"])
+
+
+def test_basic_auth_without_a_user_name_and_bearer_both_work(server: LiveServer) -> None:
+    now = int(time.time())
+    payload = {"call_id": "anon-1", "called": "+380577000000", "started_at": now}
+    assert post(server, payload, headers=basic("", "acme-key-0123456789")).status_code == 200
+    payload = {"call_id": "bearer-1", "called": "+380577000000", "started_at": now}
+    assert post(server, payload).status_code == 200  # AUTH is a Bearer header
+    assert stored(server, "anon-1") and stored(server, "bearer-1")
+
+
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        (basic("acme", "wrong-key"), "not valid"),
+        (basic("beta", "acme-key-0123456789"), "not valid"),  # acme's key, beta's id
+        (basic("acme", "beta-key-987"), "not valid"),  # beta's key, acme's id
+        (basic("nobody", "acme-key-0123456789"), "not valid"),
+        (basic("acme", ""), "Bearer"),
+        ({"Authorization": "Basic not*base64!"}, "base64"),
+        ({"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:\xfa").decode()}, "base64"),
+        ({"Authorization": "Basic " + base64.b64encode(b"acme-key-0123456789").decode()}, "':'"),
+        ({"Authorization": "Basic"}, "Basic"),
+        ({"Authorization": "Digest username=acme"}, "Basic"),
+        ({"Authorization": "Bearer"}, "Bearer"),
+    ],
+)
+def test_bad_credentials_are_a_401_naming_the_header(
+    server: LiveServer, authorization: dict[str, str], detail: str
+) -> None:
+    payload = {"call_id": "no-1", "called": "+380577000000", "started_at": int(time.time())}
+    resp = post(server, payload, headers=authorization)
+    assert resp.status_code == 401, resp.text
+    body = resp.json()
+    assert body["error"] == "unauthorized" and body["field"] == "authorization"
+    assert detail in body["detail"] and "acme-key" not in body["detail"]
+    challenge = resp.headers["www-authenticate"]
+    assert challenge.startswith("Bearer") and 'Basic realm="callpath"' in challenge
+    assert not stored(server, "no-1")
+
+
+def test_a_bare_date_to_takes_in_that_whole_day(server: LiveServer) -> None:
+    tz = ZoneInfo("Europe/Kyiv")  # acme's timezone
+    now = int(time.time())
+    today = datetime.fromtimestamp(now, tz).date()
+    midnight = int(datetime.combine(today, datetime.min.time(), tzinfo=tz).timestamp())
+    calls = [
+        {"call_id": "today", "called": "+380577000000", "started_at": now},
+        {"call_id": "yesterday", "called": "+380577000000", "started_at": midnight - 1},
+    ]
+    assert post(server, calls).status_code == 200
+    day = today.isoformat()
+    params = {"from": day, "to": day}
+    log = httpx.get(f"{server.url}/v1/calls", params=params, headers=AUTH).json()["calls"]
+    assert [c["call_id"] for c in log] == ["today"]
+    text = httpx.get(
+        f"{server.url}/v1/calls", params=params, headers=AUTH | {"Accept": "text/csv"}
+    ).text
+    assert [r["call_id"] for r in csv.DictReader(io.StringIO(text))] == ["today"]
+    before = {"to": (today - timedelta(days=1)).isoformat()}
+    log = httpx.get(f"{server.url}/v1/calls", params=before, headers=AUTH).json()["calls"]
+    assert [c["call_id"] for c in log] == ["yesterday"]
+    # a datetime `to` is still that moment
+    at = {"from": day, "to": datetime.fromtimestamp(now - 1, tz).isoformat()}
+    assert httpx.get(f"{server.url}/v1/calls", params=at, headers=AUTH).json()["calls"] == []
