@@ -100,9 +100,18 @@ async def post_calls(request: Request) -> Response:
     answers = await svc.calls.ingest(site, [p for _, p in ready])
     for (i, _), ans in zip(ready, answers, strict=True):
         out[i] = ans
-    failed = sum(1 for o in out if o and "error" in o)
-    status = 400 if failed and not ready else 200
-    return json_response({"calls": out, "stored": len(ready), "failed": failed}, status)
+    failures = [o for o in out if o and "error" in o]
+    answer: dict[str, Any] = {"calls": out, "stored": len(ready), "failed": len(failures)}
+    if failures and not ready:  # nothing stored: refused as a whole, naming the first
+        first = failures[0]
+        answer = {
+            "error": "bad_record",
+            "detail": f"record {first['index']}: {first['detail']}",
+            "field": first.get("field"),
+            **answer,
+        }
+        return json_response(answer, 400)
+    return json_response(answer)
 
 
 def _is_batch(body: bytes, ctype: str, fmt: str | None) -> bool:

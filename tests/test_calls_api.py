@@ -131,6 +131,24 @@ def test_asterisk_rows_use_the_site_timezone(server: LiveServer) -> None:
     assert call["match"] == "exact" and call["sid"] == v["sid"]
 
 
+def test_a_batch_with_nothing_to_store_is_refused_naming_its_first_bad_record(
+    server: LiveServer,
+) -> None:
+    row = (
+        '"","0671112233","0577000000","from-pstn","","SIP/trunk-0001","SIP/101-0002","Dial",'
+        '"SIP/101","31/12/2026 25:61","","31/12/2026 25:61",30,25,"ANSWERED",'
+        '"DOCUMENTATION","bad-row-1",""\n'
+    )
+    before = httpx.get(f"{server.url}/v1/calls", headers=AUTH).json()["calls"]
+    resp = post(server, content=row.encode(), headers={"Content-Type": "text/csv"})
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["error"] == "bad_record" and body["field"] == "start"
+    assert body["detail"].startswith("record 0: ") and "31/12/2026 25:61" in body["detail"]
+    assert body["stored"] == 0 and body["failed"] == 1
+    assert httpx.get(f"{server.url}/v1/calls", headers=AUTH).json()["calls"] == before
+
+
 def test_batch_answers_per_record_and_stores_the_good_ones(server: LiveServer) -> None:
     now = int(time.time())
     good = {
