@@ -31,6 +31,7 @@ from .redis_store import AnyRedis, is_cluster
 
 Op = tuple[Any, ...]
 READ_TIMEOUT_S = 10.0  # a Redis silent this long while replies are owed fails them
+_PUSH = getattr(hiredis, "PushNotification", ())  # RESP3 pushes; hiredis 3.0 and later
 WRITE_EVERY = 4  # operations: a turn's batch goes out in writes of about this many
 
 
@@ -40,12 +41,13 @@ def _reply_reader() -> hiredis.Reader:
 
 
 class _Request:
-    """One caller's operations, their replies so far, and the future it awaits."""
+    """One caller's operations, packed, their replies so far, and the future it awaits."""
 
-    __slots__ = ("future", "ops", "replies")
+    __slots__ = ("data", "future", "ops", "replies")
 
-    def __init__(self, ops: Sequence[Op], future: asyncio.Future[list[Any]]) -> None:
+    def __init__(self, ops: Sequence[Op], data: bytes, future: asyncio.Future[list[Any]]) -> None:
         self.ops = ops
+        self.data = data
         self.future = future
         self.replies: list[Any] = []
 
@@ -64,8 +66,10 @@ class Batcher:
         """Run ``ops`` (in order) and return their results; errors are raised."""
         if self.cluster:
             return [await self._one(op) for op in ops]
+        # packed here, so a value Redis cannot take fails only the caller who gave it
+        data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
         loop = asyncio.get_running_loop()
-        request = _Request(ops, loop.create_future())
+        request = _Request(ops, data, loop.create_future())
         pending = self._pending
         pending.append(request)
         if len(pending) == 1:
@@ -99,25 +103,22 @@ class Batcher:
                 self._spawn(self._connect())
             return
         batch, self._pending = self._pending, []
-        link.send(
-            batch,
-            b"".join(
-                hiredis.pack_command(self._command(op)) for request in batch for op in request.ops
-            ),
-        )
+        link.send(batch, b"".join([request.data for request in batch]))
 
     async def _connect(self) -> None:
         """A connection of our own, made by the client's pool (auth, db, TLS as configured)."""
         try:
             conn = await self.redis.connection_pool.get_connection()
-        except Exception as exc:
+            self._link = _Link(self, conn)
+        except BaseException as exc:  # cancelled too: nobody may be left waiting
             self._link = None
             _fail(self._pending, exc)
             self._pending = []
+            if not isinstance(exc, Exception):
+                raise
             return
         finally:
             self._connecting = False
-        self._link = _Link(self, conn)
         self._flush()
 
     def _settle(self, request: _Request) -> None:
@@ -175,8 +176,8 @@ class _Link(asyncio.Protocol):
             self.heard = self.loop.time()
             if self.watch is None:
                 self.watch = self.loop.call_later(READ_TIMEOUT_S / 2, self._check)
+        self.sent.extend(batch)  # first: a failing write fails them with the rest
         self.transport.write(data)
-        self.sent.extend(batch)
 
     def data_received(self, data: bytes) -> None:
         self.heard = self.loop.time()
@@ -184,6 +185,8 @@ class _Link(asyncio.Protocol):
         try:
             reader.feed(data)
             while (reply := reader.gets()) is not False:
+                if isinstance(reply, _PUSH):
+                    continue  # RESP3 pushes (invalidations, maintenance) answer nobody
                 request = sent[0]
                 request.replies.append(reply)
                 if len(request.replies) == len(request.ops):
@@ -196,8 +199,10 @@ class _Link(asyncio.Protocol):
             self.close(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.close(exc or RedisConnectionError("Redis closed the connection"))
-        self.streams.connection_lost(exc)  # redis-py's own close waits for this
+        try:
+            self.close(exc or RedisConnectionError("Redis closed the connection"))
+        finally:
+            self.streams.connection_lost(exc)  # redis-py's own close waits for this
 
     def eof_received(self) -> bool:
         return False  # the transport closes itself; connection_lost follows
@@ -222,7 +227,8 @@ class _Link(asyncio.Protocol):
         if self.watch is not None:
             self.watch.cancel()
         _fail(sent, exc)
-        self.transport.abort()
+        if not self.transport.is_closing():
+            self.transport.abort()
         self.batcher._spawn(self._release())
         if self.batcher._link is self and self.batcher._pending:
             self.batcher._flush()  # callers that came meanwhile go on a new connection

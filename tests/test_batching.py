@@ -99,3 +99,20 @@ async def test_a_redis_that_stops_answering_fails_its_callers_in_time_then_serve
     assert loop.time() - began < 1.2  # failed by the timeout, not by the pause ending
     assert await r.get("a") == b"1"  # answered once the pause is over
     assert await batch(("GET", "a")) == [b"1"]
+
+
+async def test_a_value_redis_cannot_take_fails_only_the_caller_who_gave_it(
+    batch: Batcher,
+) -> None:
+    callers = [batch(("SET", f"v{i}", "\ud800" if i == 1 else str(i))) for i in range(8)]
+    results = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
+    assert isinstance(results[1], UnicodeEncodeError)
+    assert [res for i, res in enumerate(results) if i != 1] == [[b"OK"]] * 7
+
+
+async def test_server_pushes_reach_no_caller(batch: Batcher, r: Any) -> None:
+    await batch(("HELLO", "3"), ("CLIENT", "TRACKING", "on"))
+    await batch(("GET", "t"))  # tracked: a later write to t pushes an invalidation
+    await r.set("t", "1")
+    assert await batch(("GET", "t")) == [b"1"]
+    assert await batch(("INCR", "n"), ("GET", "t")) == [1, b"1"]
