@@ -53,7 +53,7 @@ class Signer:
         return f"{rand}.{self._mac(site, rand)}"
 
     def verify(self, site: str, sid: object) -> bool:
-        if not isinstance(sid, str) or len(sid) > 64 or sid.count(".") != 1:
+        if not isinstance(sid, str) or len(sid) > 64 or not sid.isascii() or sid.count(".") != 1:
             return False
         rand, mac = sid.split(".")
         return hmac.compare_digest(mac, self._mac(site, rand))

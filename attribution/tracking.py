@@ -56,7 +56,17 @@ def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = 
         raise BadRequest(f"{name} must be a string", field=name)
     if len(value) > limit:
         raise BadRequest(f"{name} is longer than {limit} characters", field=name)
+    if not value.isascii() and not _encodable(value):
+        raise BadRequest(f"{name} is not valid Unicode text (a lone surrogate)", field=name)
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ga_id(body: Mapping[str, Any], name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -186,6 +187,16 @@ def test_batch_answers_per_record_and_stores_the_good_ones(server: LiveServer) -
             "status",
         ),
         ({"call_id": "x", "called": "not a number", "started_at": 1764000000}, "called"),
+        ({"call_id": "x\ud800", "called": "+380577000000", "started_at": 1764000000}, "call_id"),
+        (
+            {
+                "call_id": "x",
+                "called": "+380577000000",
+                "started_at": 1764000000,
+                "recording_url": "https://pbx.example/\ud800.mp3",
+            },
+            "recording_url",
+        ),
         (
             {"call_id": "x", "called": "+380577000000", "started_at": "2026-11-24T09:15:02"},
             "started_at",
@@ -195,7 +206,8 @@ def test_batch_answers_per_record_and_stores_the_good_ones(server: LiveServer) -
 def test_a_bad_single_record_is_a_400_naming_the_field_and_stores_nothing(
     server: LiveServer, payload: dict[str, Any], field: str
 ) -> None:
-    resp = post(server, payload)
+    raw = json.dumps(payload).encode()  # escaped, as a PBX would send a lone surrogate
+    resp = post(server, content=raw, headers={"Content-Type": "application/json"})
     assert resp.status_code == 400
     assert resp.json()["field"] == field and resp.json()["error"] == "bad_request"
     assert httpx.get(f"{server.url}/v1/calls", headers=AUTH).json()["calls"] == []

@@ -37,6 +37,7 @@ def test_a_sid_of_another_site_or_secret_or_a_forged_one_never_verifies() -> Non
     )
     assert not signer.verify("acme", f"{rand[:-1]}x.{mac}")
     assert not signer.verify("acme", "not-a-sid")
+    assert not signer.verify("acme", f"{rand}\ud800.{mac}")  # a lone surrogate from JSON
 
 
 def test_every_sid_is_new() -> None:

@@ -140,6 +140,8 @@ def test_foreign_origin_is_refused(server: LiveServer) -> None:
         (b'{"site": "acme", "url": 5}', "url", 400),
         (b'{"site": "acme", "ga_client_id": "<script>"}', "ga_client_id", 400),
         (b'{"url": "https://acme.example/"}', "site", 400),
+        (b'{"site": "acme", "url": "https://acme.example/\\ud800"}', "url", 400),
+        (b'{"site": "acme", "referrer": "https://x.example/\\udfff"}', "referrer", 400),
         (b'{"site": "acme", "url": "' + b"x" * 70_000 + b'"}', "body", 413),
     ],
 )
