@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +21,7 @@ from .cdr import CdrError, CdrNotFinal, parse
 from .config import Site
 from .errors import ApiError, BadRequest, NotFound
 from .services import Services, services
-from .tracking import decode_hash
+from .tracking import decode_hash, encodable
 from .web import (
     csv_cell,
     json_object,
@@ -32,6 +33,7 @@ from .web import (
 )
 
 BATCH_LIMIT = 1024 * 1024
+_CURRENCY = re.compile(r"[A-Za-z]{3}")  # ISO 4217, in either case
 STATUSES = ("answered", "missed", "busy", "failed")
 CSV_COLUMNS = (
     "call_id",
@@ -292,13 +294,18 @@ async def conversion(request: Request) -> Response:
     call_id = request.path_params["call_id"]
     body = await json_object(request, svc.config.server.max_body_bytes)
     value = body.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise BadRequest("value must be a number ≥ 0", field="value")
+    # NaN and Infinity parse as JSON here, but GA4 takes neither
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value < float("inf")
+    ):
+        raise BadRequest("value must be a finite number ≥ 0", field="value")
     currency = body.get("currency")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
         raise BadRequest("currency must be an ISO 4217 code such as 'USD'", field="currency")
     tx = body.get("transaction_id", call_id)
-    if not isinstance(tx, str) or not tx or len(tx) > 100:
+    if not isinstance(tx, str) or not tx or len(tx) > 100 or not encodable(tx):
         raise BadRequest(
             "transaction_id must be a string of 1-100 characters", field="transaction_id"
         )

@@ -56,12 +56,13 @@ def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = 
         raise BadRequest(f"{name} must be a string", field=name)
     if len(value) > limit:
         raise BadRequest(f"{name} is longer than {limit} characters", field=name)
-    if not value.isascii() and not _encodable(value):
+    if not value.isascii() and not encodable(value):
         raise BadRequest(f"{name} is not valid Unicode text (a lone surrogate)", field=name)
     return value
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON may carry lone surrogates, Redis not)."""
     try:
         text.encode()
     except UnicodeEncodeError:

@@ -306,6 +306,16 @@ def test_a_conversion_is_taken_once_per_transaction(server: LiveServer, redis_ur
         assert float(r.hget(KEYS.revenue("acme"), "sale-1") or 0) == 1250.5
     bad = httpx.post(url, headers=AUTH, json={"value": -1, "currency": "UAH"})
     assert bad.status_code == 400 and bad.json()["field"] == "value"
+    for raw, field in (
+        (b'{"value": NaN, "currency": "UAH"}', "value"),
+        (b'{"value": Infinity, "currency": "UAH"}', "value"),
+        ('{"value": 1, "currency": "ГРН"}'.encode(), "currency"),
+        (b'{"value": 1, "currency": "UAH", "transaction_id": "t\\ud800"}', "transaction_id"),
+    ):
+        refused = httpx.post(url, headers=AUTH, content=raw)
+        assert refused.status_code == 400 and refused.json()["field"] == field, raw
+    with redis.Redis.from_url(redis_url) as r:
+        assert float(r.hget(KEYS.revenue("acme"), "sale-1") or 0) == 1250.5
     missing = httpx.post(
         f"{server.url}/v1/calls/nope/conversion", headers=AUTH, json={"value": 1, "currency": "UAH"}
     )
