@@ -4,7 +4,9 @@ session.  Targets: ≥ 0.5×, p99 < 10 ms, ≤ 1 KiB.
 
 Also measured in the same rounds: the ceiling, a route that makes only a new visitor's
 Redis call (``/bench/script-only`` in ``serve_app``), and the CPU that Redis's own
-background AOF rewrites took meanwhile (they share the machine with the server)."""
+background AOF rewrites took meanwhile (they share the machine with the server), and the
+CPU per request of the server process and of Redis for the trivial route and the sessions
+route: one server process's CPU per request bounds its rate."""
 
 from __future__ import annotations
 
@@ -137,11 +139,16 @@ def run(quick: bool = False) -> dict[str, Any]:
                 asyncio.run(loadgen.run(srv.port, warm, 1.0))
             rewrites_before = rewrite_cpu(srv)
             rows = []
+            spent = {"trivial": [0.0, 0.0, 0], "sessions": [0.0, 0.0, 0]}
             for _ in range(rounds):
+                before = cpu(srv)
                 base = asyncio.run(loadgen.run(srv.port, lambda: trivial_req, seconds))
+                tally(spent["trivial"], cpu(srv), before, base.requests)
                 fast = asyncio.run(loadgen.run(srv.port, lambda: fast_req, seconds))
                 only = asyncio.run(loadgen.run(srv.port, lambda: script_req, seconds))
+                before = cpu(srv)
                 sess = asyncio.run(loadgen.run(srv.port, make, seconds))
+                tally(spent["sessions"], cpu(srv), before, sess.requests)
                 rows.append((sess.rps / base.rps, sess.rps / fast.rps, base, fast, sess, only))
             rewrites = rewrite_cpu(srv) - rewrites_before
             ratio, _, base, _, sess, _ = sorted(rows, key=lambda row: row[0])[len(rows) // 2]
@@ -176,6 +183,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"p99 {half.pct(99):.2f} ms (median of rounds "
         f"{', '.join(f'{h.pct(99):.2f}' for h in halves)}; target < 10 ms)"
     )
+    per_request = {name: (1e6 * a / n, 1e6 * b / n) for name, (a, b, n) in spent.items()}
+    print(
+        "sessions: CPU per request, server process and Redis: "
+        + "; ".join(f"{name} {a:.0f} µs + {b:.0f} µs" for name, (a, b) in per_request.items())
+        + " (one server process: its CPU per request bounds its rate)"
+    )
     print(f"sessions: Redis memory per held session {memory:.0f} B (target ≤ 1024 B)")
     return {
         "trivial_rps": base.rps,
@@ -187,15 +200,35 @@ def run(quick: bool = False) -> dict[str, Any]:
         "aof_rewrite_cpu_s": rewrites,
         "half_load_p99_ms": half.pct(99),
         "bytes_per_session": memory,
+        "cpu_us": per_request,
     }
+
+
+def cpu(srv: Server) -> tuple[float, float]:
+    """CPU seconds used so far by the server process and by Redis (not its children)."""
+    fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    info = cpu_info(srv)
+    return server, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def tally(into: list[Any], after: tuple[float, float], before: tuple[float, float], n: int) -> None:
+    into[0] += after[0] - before[0]
+    into[1] += after[1] - before[1]
+    into[2] += n
 
 
 def rewrite_cpu(srv: Server) -> float:
     """CPU seconds Redis's children (AOF rewrites) have used so far."""
+    info = cpu_info(srv)
+    return float(info["used_cpu_user_children"]) + float(info["used_cpu_sys_children"])
+
+
+def cpu_info(srv: Server) -> dict[str, Any]:
     r = redis.Redis(unix_socket_path=str(srv.redis.socket))
-    cpu = r.info("cpu")
+    info: dict[str, Any] = r.info("cpu")
     r.close()
-    return float(cpu["used_cpu_user_children"]) + float(cpu["used_cpu_sys_children"])
+    return info
 
 
 def held_session_bytes(srv: Server, n: int) -> float:
