@@ -8,7 +8,6 @@ import io
 import re
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import phonenumbers
@@ -26,7 +25,7 @@ from .web import (
     csv_cell,
     json_object,
     json_response,
-    midnight,
+    parse_end,
     parse_moment,
     read_body,
     site_for_key,
@@ -131,13 +130,10 @@ def _time_param(request: Request, name: str, site: Site) -> int | None:
     text = request.query_params.get(name)
     if not text:
         return None
-    ms, day = parse_moment(text, name, site.timezone)
-    if name == "to" and day is not None:
-        try:
-            ms = midnight(day + timedelta(days=1), site.timezone) - 1
-        except OverflowError:
-            raise BadRequest("to is out of range", field="to") from None
-    return ms
+    if name != "to":
+        return parse_moment(text, name, site.timezone)[0]
+    end, day = parse_end(text, site.timezone)
+    return end - 1 if day is not None else end  # the day's last ms
 
 
 def parse_number(text: str, site: Site, field: str) -> str:

@@ -73,7 +73,7 @@ from .calls import load_record
 from .config import Pool, Site
 from .errors import BadRequest, NotFound
 from .services import Services, services
-from .web import csv_cell, json_response, midnight, parse_moment, site_for_key
+from .web import csv_cell, json_response, midnight, parse_end, parse_moment, site_for_key
 
 MISSED = frozenset({"missed", "busy", "failed"})
 BY = ("campaign", "keyword", "pool", "region")
@@ -152,12 +152,7 @@ def parse_range(
     today = datetime.fromtimestamp(now_ms / 1000, tz).date()
     to_text, from_text = params.get("to", "").strip(), params.get("from", "").strip()
     if to_text:
-        end, to_day = parse_moment(to_text, "to", tz)
-        if to_day is not None:
-            try:
-                end = midnight(to_day + timedelta(days=1), tz)
-            except OverflowError:
-                raise BadRequest("to is out of range", field="to") from None
+        end, to_day = parse_end(to_text, tz)
     else:
         end, to_day = midnight(today + timedelta(days=1), tz), today
     if from_text:

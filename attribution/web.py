@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -307,6 +307,18 @@ def parse_moment(text: str, name: str, tz: tzinfo) -> tuple[int, date | None]:
             "(2026-11-24T09:00 in the site's timezone, or with an offset)",
             field=name,
         ) from None
+
+
+def parse_end(text: str, tz: tzinfo) -> tuple[int, date | None]:
+    """A ``to`` query value as the ms its range ends at, and its date when a bare date was
+    given: a bare date takes in that whole day, up to the next midnight in ``tz``."""
+    end, day = parse_moment(text, "to", tz)
+    if day is not None:
+        try:
+            end = midnight(day + timedelta(days=1), tz)
+        except OverflowError:
+            raise BadRequest("to is out of range", field="to") from None
+    return end, day
 
 
 def csv_cell(value: Any) -> str:
