@@ -112,7 +112,12 @@ async def test_a_value_redis_cannot_take_fails_only_the_caller_who_gave_it(
 
 async def test_server_pushes_reach_no_caller(batch: Batcher, r: Any) -> None:
     await batch(("HELLO", "3"), ("CLIENT", "TRACKING", "on"))
-    await batch(("GET", "t"))  # tracked: a later write to t pushes an invalidation
-    await r.set("t", "1")
-    assert await batch(("GET", "t")) == [b"1"]
-    assert await batch(("INCR", "n"), ("GET", "t")) == [1, b"1"]
+    _, before = await batch(("GET", "t"), ("CLIENT", "ID"))  # t is tracked from now on
+    # a caller waits while Redis pushes t's invalidation down the same connection
+    waiting = asyncio.ensure_future(batch(("BLPOP", "q", 5)))
+    while not any(c.get("cmd") == "blpop" for c in await r.client_list()):
+        await asyncio.sleep(0.01)
+    async with r.pipeline(transaction=True) as pipe:
+        await pipe.set("t", "1").rpush("q", "x").execute()
+    assert await waiting == [[b"q", b"x"]]
+    assert await batch(("GET", "t"), ("CLIENT", "ID")) == [b"1", before]  # same connection
