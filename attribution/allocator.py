@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import metrics
 from .config import Config, Pool, Site
@@ -20,8 +19,7 @@ from .keys import Keys
 from .lua import Scripts
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(NamedTuple):
     pool: str
     replace: str  # the site's own number (E.164)
     number: str  # what the visitor sees (== replace on fallback)
@@ -73,7 +71,7 @@ class Allocator:
     def result(site: Site, pool: Pool, raw: Sequence[Any]) -> Lease:
         number, outcome = raw
         outcome = _text(outcome)
-        metrics.count(metrics.LEASES, site.id, pool.id, outcome)
+        metrics.LEASES.add(site.id, pool.id, outcome)
         shown = _text(number) if number else pool.replace.e164
         return Lease(pool.id, pool.replace.e164, shown, outcome)
 

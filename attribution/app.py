@@ -30,6 +30,7 @@ from .web import (
     EXCEPTION_HANDLERS,
     AccessLog,
     JsonRoute,
+    access_log,
     cors_headers,
     header,
     json_object,
@@ -83,17 +84,16 @@ async def demo(request: Request) -> Response:
 
 async def start_session(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
     svc = services(request)
-    body = await json_object(request, svc.config.server.max_body_bytes)
+    server = svc.config.server
+    body = await json_object(request, server.max_body_bytes)
     site = svc.tracker.site(body)
     cors = cors_headers(site, request)
-    ip = client_ip(
-        request.client.host if request.client else None,
-        request.headers,
-        svc.config.server.trusted_proxies,
-    )
+    peer = request.scope.get("client")
+    # the headers are read only when the peer may be a trusted proxy
+    headers = request.headers if server.trusted_proxies else {}
+    ip = client_ip(peer[0] if peer else None, headers, server.trusted_proxies)
     user_agent = header(request, b"user-agent") or ""
-    assignment = await svc.tracker.start(site, body, user_agent, ip)
-    return assignment.body(), cors
+    return await svc.tracker.start(site, body, user_agent, ip), cors
 
 
 async def sessions_preflight(request: Request) -> Response:
@@ -149,7 +149,10 @@ class App(Starlette):
                 if method in methods and (match := regex.match(path)):
                     scope["app"] = self
                     scope["path_params"] = match.groupdict()
-                    await logged(endpoint, scope, receive, send)
+                    if access_log.isEnabledFor(logging.INFO):
+                        await logged(endpoint, scope, receive, send)
+                    else:
+                        await endpoint(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
 

@@ -67,8 +67,14 @@ class Batcher:
         if self.cluster:
             return [await self._one(op) for op in ops]
         # packed here, so a value Redis cannot take fails only the caller who gave it
-        data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
-        loop = asyncio.get_running_loop()
+        if len(ops) == 1:
+            data = hiredis.pack_command(self._command(ops[0]))
+        else:
+            data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
+        link = self._link
+        # a live connection's loop is the running one; asking asyncio costs a system
+        # call (getpid) on Python 3.11
+        loop = link.loop if link is not None and not link.closed else asyncio.get_running_loop()
         request = _Request(ops, data, loop.create_future())
         pending = self._pending
         pending.append(request)
@@ -123,18 +129,20 @@ class Batcher:
 
     def _settle(self, request: _Request) -> None:
         replies = request.replies
-        if any(isinstance(reply, NoScriptError) for reply in replies):  # Redis restarted
-            self._spawn(self._redo(request))
-            return
-        error = next((reply for reply in replies if isinstance(reply, Exception)), None)
-        if error is not None:
-            _fail([request], error)
-            return
-        for i, op in enumerate(request.ops):
-            if op[0] == "HGETALL" and isinstance(replies[i], list):  # RESP2 gives pairs
-                replies[i] = dict(zip(replies[i][::2], replies[i][1::2], strict=True))
+        for i, reply in enumerate(replies):
+            if isinstance(reply, Exception):
+                self._settle_error(request, reply)
+                return
+            if isinstance(reply, list) and request.ops[i][0] == "HGETALL":  # RESP2: pairs
+                replies[i] = dict(zip(reply[::2], reply[1::2], strict=True))
         if not request.future.done():
             request.future.set_result(replies)
+
+    def _settle_error(self, request: _Request, error: Exception) -> None:
+        if any(isinstance(reply, NoScriptError) for reply in request.replies):  # restarted
+            self._spawn(self._redo(request))
+        else:
+            _fail([request], error)
 
     async def _redo(self, request: _Request) -> None:
         """Run again, one by one, the scripts Redis no longer had (it restarted or was

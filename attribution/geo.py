@@ -115,6 +115,13 @@ def _text(ip: IPAddress) -> str:
     return str(ip)
 
 
+@lru_cache(maxsize=4096)
+def _address_text(text: str) -> str | None:
+    """A peer's address, written as :func:`client_ip` answers it (``None`` if none)."""
+    ip = _parse_ip_text(text)
+    return None if ip is None else str(ip)
+
+
 def _forwarded_for(headers: Mapping[str, str]) -> list[str]:
     """Every ``X-Forwarded-For`` hop, in order, over repeated headers too."""
     values: list[str] = []
@@ -140,6 +147,8 @@ def client_ip(
     hop is trusted, the leftmost is the client. A hop that is not an address where the
     client should be gives ``None``, as does a missing or unreadable peer.
     """
+    if not trusted_proxies:
+        return _address_text(peer) if peer else None
     peer_ip = _parse_ip(peer)
     if peer_ip is None:
         return None

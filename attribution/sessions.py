@@ -12,7 +12,7 @@ number's holders and its history), so its length is a good part of a session's m
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -21,10 +21,40 @@ from pathlib import Path
 
 RANDOM_BYTES = 12
 MAC_BYTES = 9
+RANDOM_CHARS = RANDOM_BYTES * 4 // 3
+IDS_PER_DRAW = 256  # random parts read from the OS in one system call
+assert RANDOM_BYTES % 3 == 0 and MAC_BYTES % 3 == 0  # base64 with no padding to strip
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    """base64url (``base64.urlsafe_b64encode``, without its two Python calls)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).decode()
+
+
+class _RandomParts:
+    """Random parts of sids, ``RANDOM_BYTES`` each, base64url: read from the OS
+    ``IDS_PER_DRAW`` at a time (one system call and one encoding for them all).
+
+    ``list.pop`` hands each part out once, whichever threads ask.  A forked process
+    drops the parts it inherited, which its parent hands out too."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        os.register_at_fork(after_in_child=self.parts.clear)
+
+    def take(self) -> str:
+        while True:
+            try:
+                return self.parts.pop()
+            except IndexError:
+                text = _b64(os.urandom(RANDOM_BYTES * IDS_PER_DRAW))
+                cut = range(0, len(text), RANDOM_CHARS)
+                self.parts.extend([text[i : i + RANDOM_CHARS] for i in cut])
+
+
+_random_parts = _RandomParts()
 
 
 class Signer:
@@ -49,7 +79,7 @@ class Signer:
         return _b64(outer.digest()[:MAC_BYTES])
 
     def issue(self, site: str) -> str:
-        rand = _b64(secrets.token_bytes(RANDOM_BYTES))
+        rand = _random_parts.take()
         return f"{rand}.{self._mac(site, rand)}"
 
     def verify(self, site: str, sid: object) -> bool:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import metrics
 from .allocator import Allocator, Lease, utc_day
@@ -24,26 +23,12 @@ from .redis_store import AnyRedis
 from .sessions import Signer
 from .sources import Visit, classify, keep_last_non_direct
 
+V = TypeVar("V")
+
 MAX_URL = 2048
 RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
 GA_ID_MAX = 64
 _GA_ID = re.compile(rf"[0-9.]{{1,{GA_ID_MAX}}}")
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    sid: str | None
-    numbers: list[dict[str, str]]
-    hold_seconds: int
-    visit: dict[str, str]
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "sid": self.sid,
-            "numbers": self.numbers,
-            "hold_seconds": self.hold_seconds,
-            "visit": self.visit,
-        }
 
 
 def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False) -> str:
@@ -117,6 +102,10 @@ class Tracker:
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
         # what every start.lua call of a choice of pools passes alike, made once per choice
         self._script_args: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        # start.lua's numeric arguments as text: packing a number costs more than a string
+        self._limit_args = (str(config.server.sessions_per_minute), str(RATE_WINDOW_MS))
+        self._life_args = (str(config.hold_ms), str(allocator.history_ms))
+        self._ttl = str(self.ttl_ms)
         # the answer's entries are the same few dicts over and over: made once each
         self._pairs: dict[tuple[str, str], dict[str, str]] = {}
 
@@ -127,7 +116,7 @@ class Tracker:
             raise NotFound(f"no site {site_id!r} is configured", field="site")
         return site
 
-    def _numbers(self, site: Site, leases: list[Lease]) -> list[dict[str, str]]:
+    def _numbers(self, site: Site, leases: Sequence[Lease]) -> list[dict[str, str]]:
         """An entry per own number of the site (read only: entries are shared)."""
         by_own = {lease.replace: lease.number for lease in leases}
         out = []
@@ -140,9 +129,16 @@ class Tracker:
             out.append(entry)
         return out
 
+    def _answer(
+        self, site: Site, sid: str | None, leases: Sequence[Lease], visit: dict[str, str]
+    ) -> dict[str, Any]:
+        """``POST /v1/sessions``'s answer (SPEC: sid, numbers, hold_seconds, visit)."""
+        numbers = self._numbers(site, leases)
+        return {"sid": sid, "numbers": numbers, "hold_seconds": self.hold_s, "visit": visit}
+
     async def start(
         self, site: Site, body: Mapping[str, Any], user_agent: str, client_ip: str | None
-    ) -> Assignment:
+    ) -> dict[str, Any]:
         """Numbers for a page view: one round trip for a new visitor on a single Redis
         (``scripts/start.lua``), two for a returning one, whose record is read first."""
         url = _str_field(body, "url", MAX_URL)
@@ -159,8 +155,7 @@ class Tracker:
         if device.is_bot:
             if limited_ip:
                 await self._limit(limited_ip)
-            seen = _visit_dict(current, "", device.kind)
-            return Assignment(None, self._numbers(site, []), self.hold_s, seen)
+            return self._answer(site, None, (), _visit_dict(current, "", device.kind))
         record: dict[str, str] = {}
         if known:
             record = decode_hash((await self.batch(("HGETALL", self.keys.session(str(sid)))))[0])
@@ -181,29 +176,29 @@ class Tracker:
         vd = _visit_dict(visit, region, device.kind)
 
         now_ms = int(time.time() * 1000)
-        fields: dict[str, str | int]
+        now = str(now_ms)
+        # the record's fields, as HSET takes them
+        fields: list[str]
         if record:  # "" overwrites what an earlier page set
-            fields = {"last_seen": now_ms, **vd, "last_page": url}
+            fields = ["last_seen", now, *_flat(vd), "last_page", url]
         else:  # a first page: no empty field (a missing one reads as ""), no last_page
-            fields = {k: v for k, v in vd.items() if v}
-            fields.update(site=site.id, first_seen=now_ms, last_seen=now_ms, pages=1)
+            fields = ["site", site.id, "first_seen", now, "last_seen", now, "pages", "1"]
+            fields += [x for kv in vd.items() if kv[1] for x in kv]
             if url:
-                fields["landing_page"] = url
+                fields += ("landing_page", url)
             if referrer:
-                fields["referrer"] = referrer
+                fields += ("referrer", referrer)
         if region_asked and region == region_asked:
-            fields["region_chosen"] = "1"
+            fields += ("region_chosen", "1")
         if ga_client:
-            fields["ga_client_id"] = ga_client
+            fields += ("ga_client_id", ga_client)
         if ga_session:
-            fields["ga_session_id"] = ga_session
+            fields += ("ga_session_id", ga_session)
         chosen = [p for p in site.choose_pools(vd).values() if p is not None]
-        if self.one_script:
-            raw = await self._start_script(site, chosen, sid, now_ms, fields, limited_ip)
-        else:
-            raw = await self._start_in_steps(site, chosen, sid, now_ms, fields, limited_ip)
+        steps = self._start_script if self.one_script else self._start_in_steps
+        raw = await steps(site, chosen, sid, now_ms, fields, not record, limited_ip)
         leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=True)]
-        return Assignment(sid, self._numbers(site, leases), self.hold_s, vd)
+        return self._answer(site, sid, leases, vd)
 
     def _pool_args(self, site: Site, chosen: list[Pool]) -> tuple[Any, ...]:
         """start.lua's ARGV[11..] up to the record's fields: n, then prefix and mode each."""
@@ -220,9 +215,12 @@ class Tracker:
         chosen: list[Pool],
         sid: str,
         now_ms: int,
-        fields: Mapping[str, str | int],
+        fields: list[str],
+        fresh: bool,
         limited_ip: str | None,
     ) -> list[Sequence[Any]]:
+        """``fields`` are the record's, as HSET takes them; ``fresh`` for a sid issued
+        for this page view (its record is new, and it holds no lease yet)."""
         rate = self._rate_key(limited_ip, now_ms) if limited_ip else ""
         (raw,) = await self.batch(
             (
@@ -230,17 +228,15 @@ class Tracker:
                 "start",
                 self.keys.session(sid),
                 rate,
-                self.config.server.sessions_per_minute,
-                RATE_WINDOW_MS,
+                *self._limit_args,
                 sid,
-                now_ms,
-                self.config.hold_ms,
-                self.allocator.history_ms,
+                str(now_ms),
+                *self._life_args,
                 utc_day(now_ms),
-                self.ttl_ms,
-                "0" if "pages" in fields else "1",
+                self._ttl,
+                "0" if fresh else "1",
                 *self._pool_args(site, chosen),
-                *_flat(fields),
+                *fields,
             )
         )
         if rate:
@@ -253,7 +249,8 @@ class Tracker:
         chosen: list[Pool],
         sid: str,
         now_ms: int,
-        fields: Mapping[str, str | int],
+        fields: list[str],
+        fresh: bool,
         limited_ip: str | None,
     ) -> list[Any]:
         """The same as ``start.lua``, for a Cluster: the session, the rate counter and
@@ -262,8 +259,8 @@ class Tracker:
             await self._limit(limited_ip)
         key = self.keys.session(sid)
         ops: list[Op] = [self.allocator.op(site, pool, sid, now_ms) for pool in chosen]
-        ops.append(("HSET", key, *_flat(fields)))
-        if "pages" not in fields:  # one more page of a known session
+        ops.append(("HSET", key, *fields))
+        if not fresh:  # one more page of a known session
             ops.append(("HINCRBY", key, "pages", 1))
         ops.append(("PEXPIRE", key, self.ttl_ms))
         raw = await self.batch(*ops)
@@ -303,10 +300,7 @@ class Tracker:
             ops.append(("HINCRBY", key, "pages", 1))
         raw = await self.batch(*ops)
         leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
-        return {
-            "hold_seconds": self.hold_s,
-            "numbers": self._numbers(site, leases),
-        }
+        return {"hold_seconds": self.hold_s, "numbers": self._numbers(site, leases)}
 
     def _rate_key(self, ip: str, now_ms: int) -> str:
         return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute
@@ -331,7 +325,7 @@ class Tracker:
             )
 
 
-def _flat(fields: Mapping[str, str | int]) -> list[str | int]:
+def _flat(fields: Mapping[str, V]) -> list[str | V]:
     return [x for kv in fields.items() for x in kv]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 
 import pytest
 
@@ -43,6 +44,26 @@ def test_a_sid_of_another_site_or_secret_or_a_forged_one_never_verifies() -> Non
 def test_every_sid_is_new() -> None:
     signer = Signer(b"s" * 32)
     assert len({signer.issue("acme") for _ in range(1000)}) == 1000
+
+
+def test_a_forked_worker_never_hands_out_its_parents_sids() -> None:
+    """Random parts are drawn from the OS in blocks: a worker forked with a block half
+    used must not issue the same sids as the process it was forked from."""
+    signer = Signer(b"s" * 32)
+    signer.issue("acme")  # the parent now holds a block of random parts
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next sids, to the parent
+        try:
+            os.write(write, " ".join(signer.issue("acme") for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {signer.issue("acme") for _ in range(50)}
+    assert len(child) == 50 and not child & parent
 
 
 def test_a_short_secret_is_refused_and_never_printed() -> None:

@@ -43,10 +43,10 @@ async def _visits(r: Any, ns: str, one_script: bool) -> tuple[list[Any], list[di
         except RateLimited as exc:
             seen.append(("429", exc.headers.get("Retry-After") is not None))
             return
-        seen.append([(n["replace"], n["number"] != n["replace"]) for n in got.numbers])
-        seen.append(got.visit)
-        if got.sid:
-            sids.append(got.sid)
+        seen.append([(n["replace"], n["number"] != n["replace"]) for n in got["numbers"]])
+        seen.append(got["visit"])
+        if got["sid"]:
+            sids.append(got["sid"])
 
     for i in range(4):  # a paid pool of three, then share-oldest; toll-free falls back
         await visit({"url": PAID, "ga_client_id": f"{i}.17", "region": "kharkiv"}, f"10.0.0.{i}")

@@ -167,9 +167,15 @@ def test_new_sessions_are_rate_limited_per_address(redis_url: str, sync_redis: r
 
 def test_health_metrics_and_unknown_routes(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
-    start(server)
-    metrics = httpx.get(f"{server.url}/metrics").text
-    assert "callpath_leases_total" in metrics
+    def leases(outcome: str) -> float:
+        text = httpx.get(f"{server.url}/metrics").text
+        lines = [x for x in text.splitlines() if x.startswith("callpath_leases_total{")]
+        return sum(float(x.rsplit(" ", 1)[1]) for x in lines if f'outcome="{outcome}"' in x)
+
+    before = leases("new")
+    numbers = start(server).json()["numbers"]
+    held = [n for n in numbers if n["number"] != n["replace"]]
+    assert held and leases("new") == before + len(held)  # each new lease counted once
     missing = httpx.get(f"{server.url}/nope")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
 

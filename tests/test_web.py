@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from attribution.web import compact_json, header
+from attribution.errors import BadRequest
+from attribution.web import compact_json, header, parse_json
 
 VALUES: list[Any] = [
     {"sid": None, "numbers": [], "hold_seconds": 900, "visit": {}},
@@ -39,3 +40,26 @@ def test_a_header_is_the_first_of_its_name_and_missing_is_none() -> None:
     assert header(request, b"origin") == "https://acme.example"
     assert header(request, b"user-agent") == "Mozilla/5.0 (café)"
     assert header(request, b"referer") is None
+
+
+BODIES = [
+    b'{"site":"acme","url":"https://acme.example/"}',
+    b'  {"site": "acme"}\r\n',  # whitespace around
+    b'\xef\xbb\xbf{"site": "acme"}',  # a UTF-8 byte order mark
+    '{"site": "acme"}'.encode("utf-16"),
+    b'{"text": "\\u0425\\ud800"}',  # a lone surrogate, as JSON may carry one
+    b"[1, 2]",
+]
+
+
+@pytest.mark.parametrize("raw", BODIES)
+def test_a_body_reads_as_json_loads_reads_it(raw: bytes) -> None:
+    assert parse_json(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b'{"a": 1} x', b'{"a": 1}{}', b"\xff{}", b'{"a":1}\x0b'])
+def test_a_body_that_is_not_json_is_a_400_naming_it(raw: bytes) -> None:
+    with pytest.raises(BadRequest) as refused:
+        parse_json(raw, "body")
+    assert refused.value.status == 400 and refused.value.field == "body"
+    assert "body is not valid JSON" in refused.value.detail
