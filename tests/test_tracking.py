@@ -167,6 +167,7 @@ def test_new_sessions_are_rate_limited_per_address(redis_url: str, sync_redis: r
 
 def test_health_metrics_and_unknown_routes(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+
     def leases(outcome: str) -> float:
         text = httpx.get(f"{server.url}/metrics").text
         lines = [x for x in text.splitlines() if x.startswith("callpath_leases_total{")]
