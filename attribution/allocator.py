@@ -75,6 +75,13 @@ class Allocator:
         shown = _text(number) if number else pool.replace.e164
         return Lease(pool.id, pool.replace.e164, shown, outcome)
 
+    @staticmethod
+    def shown(site: Site, pool: Pool, raw: Sequence[Any]) -> str:
+        """What the visitor sees of ``pool``, from its script's reply (counted)."""
+        number, outcome = raw
+        metrics.LEASES.add(site.id, pool.id, _text(outcome))
+        return _text(number) if number else pool.replace.e164
+
     async def lease(
         self, site: Site, pool: Pool, sid: str, now_ms: int | None = None, allocate: bool = True
     ) -> Lease:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from . import metrics
-from .allocator import Allocator, Lease, utc_day
+from .allocator import Allocator, utc_day
 from .batching import Batcher, Op
 from .config import Config, Phone, Pool, Site
 from .devices import parse_user_agent
@@ -27,6 +27,7 @@ V = TypeVar("V")
 
 MAX_URL = 2048
 RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
+CHOICES_KEPT = 4096  # remembered choices of pools, and lists of numbers shown
 GA_ID_MAX = 64
 _GA_ID = re.compile(rf"[0-9.]{{1,{GA_ID_MAX}}}")
 
@@ -100,7 +101,12 @@ class Tracker:
         self.one_script = not self.batch.cluster  # start.lua needs every key in one place
         self.hold_s = round(config.hold_minutes * 60)
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
-        # what every start.lua call of a choice of pools passes alike, made once per choice
+        # each site's pools for the values its pools match on (bounded), and what every
+        # start.lua call of a choice of pools passes alike, made once per choice
+        self._match_keys = {
+            s.id: sorted({k for p in s.pools for k, _ in p.match}) for s in config.sites
+        }
+        self._choices: dict[tuple[str, ...], list[Pool]] = {}
         self._script_args: dict[tuple[int, ...], tuple[Any, ...]] = {}
         # start.lua's numeric arguments as text: packing a number costs more than a string
         self._limit_args = (str(config.server.sessions_per_minute), str(RATE_WINDOW_MS))
@@ -108,6 +114,7 @@ class Tracker:
         self._ttl = str(self.ttl_ms)
         # the answer's entries are the same few dicts over and over: made once each
         self._pairs: dict[tuple[str, str], dict[str, str]] = {}
+        self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, str]]] = {}
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
@@ -116,24 +123,48 @@ class Tracker:
             raise NotFound(f"no site {site_id!r} is configured", field="site")
         return site
 
-    def _numbers(self, site: Site, leases: Sequence[Lease]) -> list[dict[str, str]]:
-        """An entry per own number of the site (read only: entries are shared)."""
-        by_own = {lease.replace: lease.number for lease in leases}
-        out = []
-        for own in site.replace:
-            number = by_own.get(own.e164, own.e164)
-            entry = self._pairs.get((own.e164, number))
-            if entry is None:
-                shown = own if number == own.e164 else self._phones.get(number, number)
-                entry = self._pairs[(own.e164, number)] = pair(own, shown)
-            out.append(entry)
+    def _pools(self, site: Site, visit: Mapping[str, str]) -> list[Pool]:
+        """The pools a visit takes numbers from (:meth:`Site.choose_pools`), remembered
+        for the values the site's pools match on (read only: lists are shared)."""
+        key = (site.id, *[visit.get(k, "") for k in self._match_keys[site.id]])
+        chosen = self._choices.get(key)
+        if chosen is None:
+            if len(self._choices) >= CHOICES_KEPT:
+                self._choices.clear()
+            chosen = [p for p in site.choose_pools(visit).values() if p is not None]
+            self._choices[key] = chosen
+        return chosen
+
+    def _numbers(
+        self, site: Site, chosen: Sequence[Pool], raw: Sequence[Any]
+    ) -> list[dict[str, str]]:
+        """An entry per own number of the site, from the chosen pools' replies (a pool
+        with no reply shows the own number).  The lists and their entries are made once
+        per combination of numbers shown, and shared: read only."""
+        shown = tuple(
+            (pool.replace.e164, self.allocator.shown(site, pool, reply))
+            for pool, reply in zip(chosen, raw, strict=False)
+        )
+        out = self._lists.get((site.id, shown))
+        if out is None:
+            if len(self._lists) >= CHOICES_KEPT:
+                self._lists.clear()
+            by_own = dict(shown)
+            out = []
+            for own in site.replace:
+                number = by_own.get(own.e164, own.e164)
+                entry = self._pairs.get((own.e164, number))
+                if entry is None:
+                    seen = own if number == own.e164 else self._phones.get(number, number)
+                    entry = self._pairs[(own.e164, number)] = pair(own, seen)
+                out.append(entry)
+            self._lists[(site.id, shown)] = out
         return out
 
     def _answer(
-        self, site: Site, sid: str | None, leases: Sequence[Lease], visit: dict[str, str]
+        self, sid: str | None, numbers: list[dict[str, str]], visit: dict[str, str]
     ) -> dict[str, Any]:
         """``POST /v1/sessions``'s answer (SPEC: sid, numbers, hold_seconds, visit)."""
-        numbers = self._numbers(site, leases)
         return {"sid": sid, "numbers": numbers, "hold_seconds": self.hold_s, "visit": visit}
 
     async def start(
@@ -155,7 +186,9 @@ class Tracker:
         if device.is_bot:
             if limited_ip:
                 await self._limit(limited_ip)
-            return self._answer(site, None, (), _visit_dict(current, "", device.kind))
+            return self._answer(
+                None, self._numbers(site, (), ()), _visit_dict(current, "", device.kind)
+            )
         record: dict[str, str] = {}
         if known:
             record = decode_hash((await self.batch(("HGETALL", self.keys.session(str(sid)))))[0])
@@ -194,11 +227,10 @@ class Tracker:
             fields += ("ga_client_id", ga_client)
         if ga_session:
             fields += ("ga_session_id", ga_session)
-        chosen = [p for p in site.choose_pools(vd).values() if p is not None]
+        chosen = self._pools(site, vd)
         steps = self._start_script if self.one_script else self._start_in_steps
         raw = await steps(site, chosen, sid, now_ms, fields, not record, limited_ip)
-        leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=True)]
-        return self._answer(site, sid, leases, vd)
+        return self._answer(sid, self._numbers(site, chosen, raw), vd)
 
     def _pool_args(self, site: Site, chosen: list[Pool]) -> tuple[Any, ...]:
         """start.lua's ARGV[11..] up to the record's fields: n, then prefix and mode each."""
@@ -286,7 +318,7 @@ class Tracker:
         ga_client = _lenient(lambda: _ga_id(body, "ga_client_id"))
         key = self.keys.session(sid)
         now_ms = int(time.time() * 1000)
-        chosen = [p for p in site.choose_pools(record).values() if p is not None]
+        chosen = self._pools(site, record)
         fields: dict[str, str | int] = {"last_seen": now_ms}
         if url:
             fields["last_page"] = url
@@ -299,8 +331,7 @@ class Tracker:
         if url and url != (record.get("last_page") or record.get("landing_page")):
             ops.append(("HINCRBY", key, "pages", 1))
         raw = await self.batch(*ops)
-        leases = [self.allocator.result(site, p, r) for p, r in zip(chosen, raw, strict=False)]
-        return {"hold_seconds": self.hold_s, "numbers": self._numbers(site, leases)}
+        return {"hold_seconds": self.hold_s, "numbers": self._numbers(site, chosen, raw)}
 
     def _rate_key(self, ip: str, now_ms: int) -> str:
         return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute

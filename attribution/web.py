@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -141,11 +142,9 @@ class JsonRoute:
             await (await server_error(request, exc))(scope, receive, send)
             return
         payload = compact_json(body).encode()
-        raw = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
-        ]
+        raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+        for k, v in headers.items():
+            raw.append((k.lower().encode("latin-1"), v.encode("latin-1")))
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": payload})
 
@@ -207,11 +206,17 @@ def allowed_host(site: Site, host: str) -> bool:
     return bool(host) and any(host == d or host.endswith("." + d) for d in site.domains)
 
 
+@lru_cache(maxsize=4096)  # a site's pages send a handful of origins, over and over
+def _allowed_origin(domains: tuple[str, ...], origin: str) -> bool:
+    host = host_of(origin)
+    return bool(host) and any(host == d or host.endswith("." + d) for d in domains)
+
+
 def cors_headers(site: Site, request: Request) -> dict[str, str]:
     """CORS headers for the site's own pages; 403 for a foreign Origin or Referer."""
     origin = header(request, b"origin")
     if origin:
-        if not allowed_host(site, host_of(origin)):
+        if not _allowed_origin(site.domains, origin):
             raise Forbidden(
                 f"origin {origin!r} is not one of site {site.id!r}'s domains", field="origin"
             )

@@ -28,6 +28,7 @@ from . import loadgen
 from .memory import used_memory
 
 WARM_UP = 20
+ORIGIN = "https://bench.example"
 UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -113,7 +114,11 @@ def session_requests(n: int = 200) -> list[bytes]:
         ).encode()
         out.append(
             loadgen.request(
-                "POST", "/v1/sessions", body, {"User-Agent": UA, "Content-Type": "text/plain"}
+                "POST",
+                "/v1/sessions",
+                body,
+                # as the snippet's fetch from a page of the site sends it
+                {"User-Agent": UA, "Content-Type": "text/plain", "Origin": ORIGIN},
             )
         )
     return out
