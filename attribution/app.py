@@ -29,6 +29,7 @@ from .sessions import Signer
 from .web import (
     EXCEPTION_HANDLERS,
     AccessLog,
+    Encoded,
     JsonRoute,
     access_log,
     cors_headers,
@@ -82,7 +83,7 @@ async def demo(request: Request) -> Response:
     return HTMLResponse(_static("demo.html"))
 
 
-async def start_session(request: Request) -> tuple[dict[str, Any], dict[str, str]]:
+async def start_session(request: Request) -> tuple[Encoded, dict[str, str]]:
     svc = services(request)
     server = svc.config.server
     body = await json_object(request, server.max_body_bytes)
@@ -93,7 +94,7 @@ async def start_session(request: Request) -> tuple[dict[str, Any], dict[str, str
     headers = request.headers if server.trusted_proxies else {}
     ip = client_ip(peer[0] if peer else None, headers, server.trusted_proxies)
     user_agent = header(request, b"user-agent") or ""
-    return await svc.tracker.start(site, body, user_agent, ip), cors
+    return svc.tracker.encoded(await svc.tracker.start(site, body, user_agent, ip)), cors
 
 
 async def sessions_preflight(request: Request) -> Response:

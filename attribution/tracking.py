@@ -22,6 +22,7 @@ from .keys import Keys
 from .redis_store import AnyRedis
 from .sessions import Signer
 from .sources import Visit, classify, keep_last_non_direct
+from .web import Encoded, compact_json
 
 V = TypeVar("V")
 
@@ -115,6 +116,7 @@ class Tracker:
         # the answer's entries are the same few dicts over and over: made once each
         self._pairs: dict[tuple[str, str], dict[str, str]] = {}
         self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, str]]] = {}
+        self._encoded: dict[int, tuple[list[dict[str, str]], str]] = {}  # by id() of a list
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
@@ -141,14 +143,15 @@ class Tracker:
         """An entry per own number of the site, from the chosen pools' replies (a pool
         with no reply shows the own number).  The lists and their entries are made once
         per combination of numbers shown, and shared: read only."""
-        shown = tuple(
-            (pool.replace.e164, self.allocator.shown(site, pool, reply))
-            for pool, reply in zip(chosen, raw, strict=False)
-        )
+        pairs = []
+        for pool, reply in zip(chosen, raw, strict=False):
+            pairs.append((pool.replace.e164, self.allocator.shown(site, pool, reply)))
+        shown = tuple(pairs)
         out = self._lists.get((site.id, shown))
         if out is None:
             if len(self._lists) >= CHOICES_KEPT:
                 self._lists.clear()
+                self._encoded.clear()
             by_own = dict(shown)
             out = []
             for own in site.replace:
@@ -159,7 +162,21 @@ class Tracker:
                     entry = self._pairs[(own.e164, number)] = pair(own, seen)
                 out.append(entry)
             self._lists[(site.id, shown)] = out
+            self._encoded[id(out)] = (out, compact_json(out))
         return out
+
+    def encoded(self, answer: Mapping[str, Any]) -> Encoded:
+        """An answer of :meth:`start` as JSON, its list of numbers encoded once per list."""
+        numbers = answer["numbers"]
+        kept = self._encoded.get(id(numbers))
+        text = kept[1] if kept is not None and kept[0] is numbers else compact_json(numbers)
+        sid = answer["sid"]
+        return Encoded(
+            (
+                f'{{"sid":{compact_json(sid) if sid is not None else "null"},"numbers":{text},'
+                f'"hold_seconds":{answer["hold_seconds"]},"visit":{compact_json(answer["visit"])}}}'
+            ).encode()
+        )
 
     def _answer(
         self, sid: str | None, numbers: list[dict[str, str]], visit: dict[str, str]
@@ -253,7 +270,7 @@ class Tracker:
     ) -> list[Sequence[Any]]:
         """``fields`` are the record's, as HSET takes them; ``fresh`` for a sid issued
         for this page view (its record is new, and it holds no lease yet)."""
-        rate = self._rate_key(limited_ip, now_ms) if limited_ip else ""
+        rate = self.keys.ratelimit(limited_ip, now_ms // 60_000) if limited_ip else ""
         (raw,) = await self.batch(
             (
                 "script",
@@ -334,7 +351,7 @@ class Tracker:
         return {"hold_seconds": self.hold_s, "numbers": self._numbers(site, chosen, raw)}
 
     def _rate_key(self, ip: str, now_ms: int) -> str:
-        return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute
+        return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute (as above)
 
     async def _limit(self, ip: str) -> None:
         """Count a new session from ``ip`` with ``ratelimit.lua``; 429 over the limit."""

@@ -114,12 +114,16 @@ def json_response(
     return Response(text, status, headers=dict(headers or {}), media_type="application/json")
 
 
+class Encoded(bytes):
+    """A body a handler has written as JSON itself (:class:`JsonRoute` sends it as is)."""
+
+
 JsonHandler = Callable[[Request], Awaitable[tuple[Any, Mapping[str, str]]]]
 
 
 class JsonRoute:
     """A route answering JSON, as a bare ASGI app: ``handler(request)`` returns the body
-    and extra headers of a 200.
+    (a value to encode, or :class:`Encoded` JSON) and extra headers of a 200.
 
     The snippet's routes are the hot path: the app calls these before its middleware
     and router (:class:`attribution.app.App`), so a route answers its own errors, with
@@ -141,7 +145,7 @@ class JsonRoute:
         except Exception as exc:
             await (await server_error(request, exc))(scope, receive, send)
             return
-        payload = compact_json(body).encode()
+        payload = body if isinstance(body, Encoded) else compact_json(body).encode()
         raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
         for k, v in headers.items():
             raw.append((k.lower().encode("latin-1"), v.encode("latin-1")))

@@ -4,6 +4,7 @@ sessions and leases behind."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from attribution.geo import GeoIP
 from attribution.keys import Keys
 from attribution.services import Services
 from attribution.sessions import Signer
+from attribution.web import compact_json
 
 pytestmark = pytest.mark.anyio
 
@@ -43,6 +45,8 @@ async def _visits(r: Any, ns: str, one_script: bool) -> tuple[list[Any], list[di
         except RateLimited as exc:
             seen.append(("429", exc.headers.get("Retry-After") is not None))
             return
+        # the route's JSON, its numbers encoded once per list, is the answer's own
+        assert svc.tracker.encoded(got) == compact_json(got).encode()
         seen.append([(n["replace"], n["number"] != n["replace"]) for n in got["numbers"]])
         seen.append(got["visit"])
         if got["sid"]:
@@ -75,3 +79,18 @@ async def test_one_script_and_the_cluster_steps_agree(r: Any) -> None:
     assert ("429", True) in seen
     assert records[0]["pages"] == "2" and records[0]["last_page"] == "https://acme.example/next"
     assert records[0]["landing_page"] == PAID and records[0]["region_chosen"] == "1"
+
+
+async def test_an_answer_written_by_hand_is_the_json_of_the_answer(r: Any) -> None:
+    """A bot's answer (no sid), numbers the tracker never listed, and a visit whose
+    campaign needs escaping come out as the standard encoder writes them."""
+    cfg = make_config()
+    svc = Services(cfg, r, Keys("enc"), Signer(b"p" * 32), GeoIP(None))
+    answer = {
+        "sid": None,
+        "numbers": [{"replace": "+380441234567", "number": "+380441234567"}],
+        "hold_seconds": 900,
+        "visit": {"source": "google", "campaign": 'весна "2026" \\ \u2028', "keyword": ""},
+    }
+    assert svc.tracker.encoded(answer) == compact_json(answer).encode()
+    assert json.loads(svc.tracker.encoded({**answer, "sid": "a.b"}))["sid"] == "a.b"
