@@ -32,8 +32,9 @@ from .web import (
     Encoded,
     JsonRoute,
     access_log,
+    cors_for,
     cors_headers,
-    header,
+    first_headers,
     json_object,
     json_response,
     logged,
@@ -86,14 +87,17 @@ async def demo(request: Request) -> Response:
 async def start_session(request: Request) -> tuple[Encoded, dict[str, str]]:
     svc = services(request)
     server = svc.config.server
-    body = await json_object(request, server.max_body_bytes)
+    first = first_headers(request)
+    body = await json_object(request, server.max_body_bytes, first)
     site = svc.tracker.site(body)
-    cors = cors_headers(site, request)
+    origin = first.get(b"origin", b"").decode("latin-1")
+    referer = "" if origin else first.get(b"referer", b"").decode("latin-1")
+    cors = cors_for(site, origin, referer)
     peer = request.scope.get("client")
     # the headers are read only when the peer may be a trusted proxy
     headers = request.headers if server.trusted_proxies else {}
     ip = client_ip(peer[0] if peer else None, headers, server.trusted_proxies)
-    user_agent = header(request, b"user-agent") or ""
+    user_agent = first.get(b"user-agent", b"").decode("latin-1")
     return svc.tracker.encoded(await svc.tracker.start(site, body, user_agent, ip)), cors
 
 
@@ -134,6 +138,8 @@ class App(Starlette):
     middleware stack and the router's list of routes would cost it more than its Redis
     work.  These routes answer their own errors, with the app's handlers, and are
     logged like the rest; everything else takes Starlette's usual way."""
+
+    services: Services  # set by create_app
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -211,6 +217,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.services = svc  # what services() reads: an attribute, not app.state's lookup
     app.state.on_start = []
     outbox.install(app)
     snippet_body = _static("snippet.js")

@@ -53,5 +53,5 @@ class Services:
 
 
 def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
+    svc: Services = request.scope["app"].services
     return svc

@@ -34,12 +34,25 @@ def header(request: Request, name: bytes) -> str | None:
     return None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def first_headers(request: Request) -> dict[bytes, bytes]:
+    """Each header's first value by its (lowercase) name, in one pass over the scope: for
+    a route that reads several of them (:func:`header` walks the list each time)."""
+    return dict(reversed(request.scope["headers"]))
+
+
+async def read_body(
+    request: Request, limit: int, headers: dict[bytes, bytes] | None = None
+) -> bytes:
     """The body, refused with 413 as soon as it passes ``limit`` bytes.
 
     Read from the ASGI messages themselves: a snippet's body is one message, and
-    Starlette's stream costs an async generator per request."""
-    declared = header(request, b"content-length")
+    Starlette's stream costs an async generator per request.  ``headers`` are the
+    request's :func:`first_headers`, when the caller has them."""
+    if headers is None:
+        declared = header(request, b"content-length")
+    else:
+        length = headers.get(b"content-length")
+        declared = length.decode("latin-1") if length is not None else None
     if declared and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"body is {declared} bytes; the limit is {limit}", field="body")
     chunks, size = [], 0
@@ -78,9 +91,11 @@ def parse_json(raw: bytes, what: str = "body") -> Any:
         raise BadRequest(f"{what} is not valid JSON: {exc}", field=what) from None
 
 
-async def json_object(request: Request, limit: int) -> dict[str, Any]:
+async def json_object(
+    request: Request, limit: int, headers: dict[bytes, bytes] | None = None
+) -> dict[str, Any]:
     """A JSON object body, whatever the content type (the snippet sends text/plain)."""
-    value = parse_json(await read_body(request, limit))
+    value = parse_json(await read_body(request, limit, headers))
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", field="body")
     return value
@@ -219,13 +234,18 @@ def _allowed_origin(domains: tuple[str, ...], origin: str) -> bool:
 def cors_headers(site: Site, request: Request) -> dict[str, str]:
     """CORS headers for the site's own pages; 403 for a foreign Origin or Referer."""
     origin = header(request, b"origin")
+    return cors_for(site, origin, None if origin else header(request, b"referer"))
+
+
+def cors_for(site: Site, origin: str | None, referer: str | None) -> dict[str, str]:
+    """:func:`cors_headers` from the request's Origin and Referer (read only when there
+    is no Origin)."""
     if origin:
         if not _allowed_origin(site.domains, origin):
             raise Forbidden(
                 f"origin {origin!r} is not one of site {site.id!r}'s domains", field="origin"
             )
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    referer = header(request, b"referer")
     if referer and not allowed_host(site, host_of(referer)):
         raise Forbidden("referer is not one of the site's domains", field="referer")
     return {}

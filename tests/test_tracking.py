@@ -165,6 +165,25 @@ def test_new_sessions_are_rate_limited_per_address(redis_url: str, sync_redis: r
     assert 0 < int(limited.headers["retry-after"]) <= 60
 
 
+def test_a_page_of_another_site_gets_no_numbers(server: LiveServer) -> None:
+    """The Origin decides; with none (an old browser, a same-origin page), the Referer."""
+
+    def post(headers: dict[str, str]) -> httpx.Response:
+        payload = {"site": "acme", "url": PAID_URL}
+        headers = {"User-Agent": CHROME_UA, **headers}
+        return httpx.post(f"{server.url}/v1/sessions", json=payload, headers=headers)
+
+    foreign = post({"Origin": "https://evil.example", "Referer": "https://acme.example/"})
+    assert foreign.status_code == 403 and foreign.json()["field"] == "origin"
+    by_referer = post({"Referer": "https://evil.example/page"})
+    assert by_referer.status_code == 403 and by_referer.json()["field"] == "referer"
+    own = post({"Referer": "https://shop.acme.example/cart"})
+    assert own.status_code == 200 and own.json()["sid"]
+    assert "access-control-allow-origin" not in own.headers
+    allowed = post({"Origin": "https://acme.example:8443"})
+    assert allowed.headers["access-control-allow-origin"] == "https://acme.example:8443"
+
+
 def test_health_metrics_and_unknown_routes(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
 
