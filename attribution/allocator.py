@@ -69,11 +69,8 @@ class Allocator:
 
     @staticmethod
     def result(site: Site, pool: Pool, raw: Sequence[Any]) -> Lease:
-        number, outcome = raw
-        outcome = _text(outcome)
-        metrics.LEASES.add(site.id, pool.id, outcome)
-        shown = _text(number) if number else pool.replace.e164
-        return Lease(pool.id, pool.replace.e164, shown, outcome)
+        shown = Allocator.shown(site, pool, raw)
+        return Lease(pool.id, pool.replace.e164, shown, _text(raw[1]))
 
     @staticmethod
     def shown(site: Site, pool: Pool, raw: Sequence[Any]) -> str:

@@ -252,28 +252,6 @@ def _decode(raw: str, charsets: Sequence[str] = ()) -> str:
     return data.decode("utf-8", "replace")
 
 
-def _tags(url: str) -> dict[str, str]:
-    """The UTM tags and click ids of a page's URL, decoded and capped: what
-    ``_query_pairs(_page_query(url), _WANTED)`` reads, in one function (every page view
-    of every visitor comes through here)."""
-    _, sep, query = url.partition("?")
-    if not sep:
-        return {}
-    raws: dict[str, str] = {}
-    for part in query.partition("#")[0].replace(";", "&").split("&"):
-        name, _, raw = part.partition("=")
-        name = name.lower()
-        if name in _WANTED and (name not in raws or (not raws[name] and raw)):
-            raws[name] = raw
-    tags = {}
-    for name, raw in raws.items():
-        if "%" in raw or "+" in raw:
-            raw = unquote(raw.replace("+", " "), errors="replace")
-        value = raw.strip()
-        tags[name] = value if len(value) <= MAX_FIELD and value.isascii() else _cap(value)
-    return tags
-
-
 def _page_query(url: str) -> str:
     _, sep, rest = url.partition("?")
     return rest.partition("#")[0] if sep else ""
@@ -383,8 +361,7 @@ def _text(value: object) -> str:
 
 def classify(url: str, referrer: str, own_domains: Sequence[str]) -> Visit:
     """The channel of a visit to ``url`` that came from ``referrer`` (module docstring)."""
-    url = url.strip() if type(url) is str and url.isascii() else _text(url)
-    referrer = referrer.strip() if type(referrer) is str and referrer.isascii() else _text(referrer)
+    url, referrer = _text(url), _text(referrer)
     try:
         return _classify(url, referrer, own_domains)
     except Exception:  # the hot path answers a best guess, never a 500
@@ -393,8 +370,13 @@ def classify(url: str, referrer: str, own_domains: Sequence[str]) -> Visit:
 
 
 def _classify(url: str, referrer: str, own_domains: Sequence[str]) -> Visit:
-    tags = _tags(url)
-    if tags:
+    params = _query_pairs(_page_query(url), _WANTED)
+    if params:
+        tags = {}
+        for name, raw in params.items():  # most values need no decoding
+            if "%" in raw or "+" in raw:
+                raw = unquote(raw.replace("+", " "), errors="replace")
+            tags[name] = _cap(raw)
         source = tags.get("utm_source", "").lower()
         medium = tags.get("utm_medium", "").lower()
         campaign = tags.get("utm_campaign", "")

@@ -108,13 +108,11 @@ class Tracker:
             s.id: sorted({k for p in s.pools for k, _ in p.match}) for s in config.sites
         }
         self._choices: dict[tuple[str, ...], list[Pool]] = {}
-        self._script_args: dict[int, tuple[list[Pool], tuple[str, ...]]] = {}  # by id()
+        self._script_args: dict[tuple[int, ...], tuple[str, ...]] = {}
         # start.lua's numeric arguments as text: packing a number costs more than a string
         self._limit_args = (str(config.server.sessions_per_minute), str(RATE_WINDOW_MS))
         self._life_args = (str(config.hold_ms), str(allocator.history_ms))
         self._ttl = str(self.ttl_ms)
-        self._per_minute = config.server.sessions_per_minute
-        self._today = (0, 0, "")  # the UTC day's first and next day's first ms, and its name
         # the answer's entries are the same few dicts over and over: made once each
         self._pairs: dict[tuple[str, str], dict[str, str]] = {}
         self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, str]]] = {}
@@ -135,7 +133,6 @@ class Tracker:
         if chosen is None:
             if len(self._choices) >= CHOICES_KEPT:
                 self._choices.clear()
-                self._script_args.clear()
             chosen = [p for p in site.choose_pools(visit).values() if p is not None]
             self._choices[key] = chosen
         return chosen
@@ -255,14 +252,13 @@ class Tracker:
         return self._answer(sid, self._numbers(site, chosen, raw), vd)
 
     def _pool_args(self, site: Site, chosen: list[Pool]) -> tuple[str, ...]:
-        """start.lua's ARGV[11..] up to the record's fields: n, then prefix and mode each
-        (made once per choice: the lists of :meth:`_pools` are the same objects)."""
-        key = id(chosen)
-        kept = self._script_args.get(key)
-        if kept is None or kept[0] is not chosen:
+        """start.lua's ARGV[11..] up to the record's fields: n, then prefix and mode each."""
+        key = tuple(map(id, chosen))  # pools live as long as the config
+        args = self._script_args.get(key)
+        if args is None:
             pools = [x for p in chosen for x in (self.keys.pool(site.id, p.id), p.on_exhausted)]
-            kept = self._script_args[key] = (chosen, (str(len(chosen)), *pools))
-        return kept[1]
+            args = self._script_args[key] = (str(len(chosen)), *pools)
+        return args
 
     async def _start_script(
         self,
@@ -287,25 +283,16 @@ class Tracker:
                 sid,
                 str(now_ms),
                 *self._life_args,
-                self._day(now_ms),
+                utc_day(now_ms),
                 self._ttl,
                 "0" if fresh else "1",
                 *self._pool_args(site, chosen),
                 *fields,
             )
         )
-        if rate and raw[0] > self._per_minute:
+        if rate:
             self._check_rate(raw[0])
-        if len(raw) == 3:  # one pool
-            return [raw[1:]]
         return [raw[i : i + 2] for i in range(1, len(raw), 2)]
-
-    def _day(self, now_ms: int) -> str:
-        """The UTC day of ``now_ms`` for the pools' counters (the last one remembered)."""
-        if not self._today[0] <= now_ms < self._today[1]:
-            start = now_ms - now_ms % 86_400_000
-            self._today = (start, start + 86_400_000, utc_day(now_ms))
-        return self._today[2]
 
     async def _start_in_steps(
         self,
