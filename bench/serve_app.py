@@ -28,28 +28,18 @@ from attribution.sessions import Signer
 from attribution.web import JsonRoute, json_response
 
 TRIVIAL = {"sid": None, "numbers": [], "hold_seconds": 900, "visit": {}}
-RECORD = [  # what a first page view of bench_sessions stores, after its times
-    "pages",
-    "1",
-    "site",
-    "bench",
-    "source",
-    "google",
-    "medium",
-    "cpc",
-    "campaign",
-    "c1",
-    "device",
-    "desktop",
-    "landing_page",
-    "https://bench.example/p1?utm_source=google&utm_medium=cpc&utm_campaign=c1",
-    "referrer",
-    "https://www.google.com/",
-    "ga_client_id",
-    "1.1700",
-    "ga_session_id",
-    "1700000000",
-]
+RECORD = {  # what a first page view of bench_sessions stores, besides its times
+    "pages": "1",
+    "site": "bench",
+    "source": "google",
+    "medium": "cpc",
+    "campaign": "c1",
+    "device": "desktop",
+    "landing_page": "https://bench.example/p1?utm_source=google&utm_medium=cpc&utm_campaign=c1",
+    "referrer": "https://www.google.com/",
+    "ga_client_id": "1.1700",
+    "ga_session_id": "1700000000",
+}
 
 
 async def trivial(request: Request) -> Response:
@@ -64,7 +54,8 @@ async def script_only(request: Request) -> tuple[dict[str, object], dict[str, st
     tracker = services(request).tracker
     site = tracker.config.sites[0]
     now_ms = int(time.time() * 1000)
-    fields = ["first_seen", str(now_ms), "last_seen", str(now_ms), *RECORD]
+    now = str(now_ms)
+    fields = ["first_seen", now, "last_seen", now, *[x for kv in RECORD.items() for x in kv]]
     sid = tracker.signer.issue(site.id)
     await tracker._start_script(site, [site.pools[0]], sid, now_ms, fields, True, None)
     return TRIVIAL, {}
