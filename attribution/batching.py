@@ -67,10 +67,7 @@ class Batcher:
         if self.cluster:
             return [await self._one(op) for op in ops]
         # packed here, so a value Redis cannot take fails only the caller who gave it
-        if len(ops) == 1:
-            data = hiredis.pack_command(self._command(ops[0]))
-        else:
-            data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
+        data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
         link = self._link
         # a live connection's loop is the running one; asking asyncio costs a system
         # call (getpid) on Python 3.11

@@ -33,6 +33,12 @@ GA_ID_MAX = 64
 _GA_ID = re.compile(rf"[0-9.]{{1,{GA_ID_MAX}}}")
 
 
+class _Numbers(list[dict[str, str]]):
+    """An answer's list of numbers, with its JSON (made once: lists are shared)."""
+
+    json = ""
+
+
 def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False) -> str:
     value = body.get(name)
     if value is None or value == "":
@@ -115,8 +121,7 @@ class Tracker:
         self._ttl = str(self.ttl_ms)
         # the answer's entries are the same few dicts over and over: made once each
         self._pairs: dict[tuple[str, str], dict[str, str]] = {}
-        self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], list[dict[str, str]]] = {}
-        self._encoded: dict[int, tuple[list[dict[str, str]], str]] = {}  # by id() of a list
+        self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], _Numbers] = {}
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
@@ -151,9 +156,8 @@ class Tracker:
         if out is None:
             if len(self._lists) >= CHOICES_KEPT:
                 self._lists.clear()
-                self._encoded.clear()
             by_own = dict(shown)
-            out = []
+            out = _Numbers()
             for own in site.replace:
                 number = by_own.get(own.e164, own.e164)
                 entry = self._pairs.get((own.e164, number))
@@ -161,15 +165,14 @@ class Tracker:
                     seen = own if number == own.e164 else self._phones.get(number, number)
                     entry = self._pairs[(own.e164, number)] = pair(own, seen)
                 out.append(entry)
+            out.json = compact_json(out)
             self._lists[(site.id, shown)] = out
-            self._encoded[id(out)] = (out, compact_json(out))
         return out
 
     def encoded(self, answer: Mapping[str, Any]) -> Encoded:
         """An answer of :meth:`start` as JSON, its list of numbers encoded once per list."""
         numbers = answer["numbers"]
-        kept = self._encoded.get(id(numbers))
-        text = kept[1] if kept is not None and kept[0] is numbers else compact_json(numbers)
+        text = numbers.json if isinstance(numbers, _Numbers) else compact_json(numbers)
         sid = answer["sid"]
         return Encoded(
             (

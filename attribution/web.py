@@ -222,13 +222,16 @@ def host_of(url: str) -> str:
 
 
 def allowed_host(site: Site, host: str) -> bool:
-    return bool(host) and any(host == d or host.endswith("." + d) for d in site.domains)
+    return _host_in(site.domains, host)
+
+
+def _host_in(domains: tuple[str, ...], host: str) -> bool:
+    return bool(host) and any(host == d or host.endswith("." + d) for d in domains)
 
 
 @lru_cache(maxsize=4096)  # a site's pages send a handful of origins, over and over
 def _allowed_origin(domains: tuple[str, ...], origin: str) -> bool:
-    host = host_of(origin)
-    return bool(host) and any(host == d or host.endswith("." + d) for d in domains)
+    return _host_in(domains, host_of(origin))
 
 
 def cors_headers(site: Site, request: Request) -> dict[str, str]:
