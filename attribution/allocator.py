@@ -76,7 +76,7 @@ class Allocator:
     def shown(site: Site, pool: Pool, raw: Sequence[Any]) -> str:
         """What the visitor sees of ``pool``, from its script's reply (counted)."""
         number, outcome = raw
-        metrics.LEASES.add(site.id, pool.id, _text(outcome))
+        metrics.LEASES.add(site.id, pool.id, outcome)
         return _text(number) if number else pool.replace.e164
 
     async def lease(

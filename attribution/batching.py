@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import hiredis
@@ -62,24 +62,37 @@ class Batcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._connecting = False
 
-    async def __call__(self, *ops: Op) -> list[Any]:
-        """Run ``ops`` (in order) and return their results; errors are raised."""
+    def __call__(self, *ops: Op) -> Awaitable[list[Any]]:
+        """Run ``ops`` (in order): awaiting the call gives their results, or raises.
+
+        A plain function handing back its future: a coroutine in between would cost
+        every page view one more frame to make, suspend and resume."""
         if self.cluster:
-            return [await self._one(op) for op in ops]
-        # packed here, so a value Redis cannot take fails only the caller who gave it
-        data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
+            return self._in_turn(ops)
         link = self._link
         # a live connection's loop is the running one; asking asyncio costs a system
         # call (getpid) on Python 3.11
         loop = link.loop if link is not None and not link.closed else asyncio.get_running_loop()
-        request = _Request(ops, data, loop.create_future())
+        future = loop.create_future()
+        try:  # packed here, so a value Redis cannot take fails only the caller who gave it
+            if len(ops) == 1:  # most calls: no list to make and join
+                data = hiredis.pack_command(self._command(ops[0]))
+            else:
+                data = b"".join([hiredis.pack_command(self._command(op)) for op in ops])
+        except Exception as exc:
+            future.set_exception(exc)
+            return future
+        request = _Request(ops, data, future)
         pending = self._pending
         pending.append(request)
         if len(pending) == 1:
             loop.call_soon(self._flush)
         elif len(pending) >= WRITE_EVERY:
             self._flush()
-        return await request.future
+        return request.future
+
+    async def _in_turn(self, ops: Sequence[Op]) -> list[Any]:
+        return [await self._one(op) for op in ops]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -32,6 +32,25 @@ NAMES = (
 
 
 INCLUDE = "--#include "
+SEPARATOR = "\0"  # ends each value of a list (lua_list)
+
+
+def lua_list(values: list[str]) -> str:
+    """A list of strings as one script argument: its length, then each value, each
+    followed by ``SEPARATOR``; a script reads it back with ``struct.unpack`` (in C).
+
+    A command costs the server about a microsecond per argument to pack; one argument
+    for a list costs it a join.  A value's own separator (a URL never holds one) becomes
+    a space: see :func:`lua_values`."""
+    text = SEPARATOR.join([str(len(values)), *values]) + SEPARATOR
+    if text.count(SEPARATOR) > len(values) + 1:
+        return lua_list(lua_values(values))
+    return text
+
+
+def lua_values(values: list[str]) -> list[str]:
+    """``values`` as :func:`lua_list` passes them: each separator in them a space."""
+    return [v.replace(SEPARATOR, " ") for v in values]
 
 
 @cache

@@ -20,17 +20,23 @@ class Tally(Collector):
         self.name = name
         self.documentation = documentation
         self.labels = labels
-        self.counts: dict[tuple[str, ...], int] = {}
+        self.counts: dict[tuple[str | bytes, ...], int] = {}
         REGISTRY.register(self)
 
-    def add(self, *labels: str) -> None:
+    def add(self, *labels: str | bytes) -> None:
+        """Count one under ``labels``: text, or UTF-8 as Redis answers it (decoded when
+        read, not on every add)."""
         counts = self.counts
         counts[labels] = counts.get(labels, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        totals: dict[tuple[str, ...], int] = {}
         for labels, value in list(self.counts.items()):
-            family.add_metric(labels, value)
+            text = tuple(x.decode() if isinstance(x, bytes) else x for x in labels)
+            totals[text] = totals.get(text, 0) + value
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for text, value in totals.items():
+            family.add_metric(text, value)
         yield family
 
 

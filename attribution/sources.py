@@ -42,7 +42,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any, NamedTuple
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
@@ -78,6 +78,9 @@ class Visit(NamedTuple):
         return self.source == "(direct)" and self.medium == "(none)"
 
 
+# a Visit made straight from a tuple, without the Python frame of its generated __new__
+# (on the hot path: every page view with tags)
+_visit = partial(tuple.__new__, Visit)
 DIRECT = Visit("(direct)", "(none)", "", "")
 NOT_SET = "(not set)"
 
@@ -222,14 +225,17 @@ def _query_pairs(query: str, wanted: frozenset[str] | None = None) -> dict[str, 
     out: dict[str, str] = {}
     if not query:
         return out
-    for part in query.replace(";", "&").split("&"):
-        if not part:
-            continue
+    if ";" in query:
+        query = query.replace(";", "&")
+    for part in query.split("&"):
         name, _, value = part.partition("=")
         if wanted is not None:
-            name = name.lower()
-            if name not in wanted:
-                continue
+            if name not in wanted:  # most names are written in lowercase
+                name = name.lower()
+                if name not in wanted:
+                    continue
+        elif not part:
+            continue
         if name not in out or (not out[name] and value):
             out[name] = value
     return out
@@ -382,10 +388,10 @@ def _classify(url: str, referrer: str, own_domains: Sequence[str]) -> Visit:
         campaign = tags.get("utm_campaign", "")
         keyword = tags.get("utm_term", "")
         if source or medium:
-            return Visit(source or NOT_SET, medium or NOT_SET, campaign, keyword)
+            return _visit((source or NOT_SET, medium or NOT_SET, campaign, keyword))
         for name, click_source, click_medium in CLICK_IDS:
             if tags.get(name):
-                return Visit(click_source, click_medium, campaign, keyword)
+                return _visit((click_source, click_medium, campaign, keyword))
     return _from_referrer(referrer, _host_of(url), own_domains)
 
 

@@ -6,7 +6,6 @@ so a call imported weeks later still finds the landing page and the GA ids.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from .devices import parse_user_agent
 from .errors import BadRequest, NotFound, RateLimited
 from .geo import GeoIP, pick_region
 from .keys import Keys
+from .lua import lua_list, lua_values
 from .redis_store import AnyRedis
 from .sessions import Signer
 from .sources import Visit, classify, keep_last_non_direct
@@ -30,13 +30,24 @@ MAX_URL = 2048
 RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
 CHOICES_KEPT = 4096  # remembered choices of pools, and lists of numbers shown
 GA_ID_MAX = 64
-_GA_ID = re.compile(rf"[0-9.]{{1,{GA_ID_MAX}}}")
+_GA_CHARS = "0123456789."
 
 
 class _Numbers(list[dict[str, str]]):
     """An answer's list of numbers, with its JSON (made once: lists are shared)."""
 
     json = ""
+
+
+class _Visit(dict[str, str]):
+    """An answer's visit on one site, with what follows from it, made once (visits are
+    shared, read only): its JSON, its fields that are set (as HSET takes them), the
+    pools it takes numbers from, and start.lua's settings for those."""
+
+    json = ""
+    given: tuple[str, ...] = ()
+    pools: list[Pool] = []
+    settings = ""
 
 
 def _str_field(body: Mapping[str, Any], name: str, limit: int, required: bool = False) -> str:
@@ -65,11 +76,12 @@ def encodable(text: str) -> bool:
 
 def _ga_id(body: Mapping[str, Any], name: str) -> str:
     value = body.get(name)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if value in (None, ""):
+    if value is None or value == "":
         return ""
-    if not isinstance(value, str) or not _GA_ID.fullmatch(value):
+    if type(value) is not str and isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    # digits and dots: nothing is left once they are stripped (cheaper than a pattern)
+    if not isinstance(value, str) or len(value) > GA_ID_MAX or value.strip(_GA_CHARS):
         raise BadRequest(f"{name} must be digits and dots, as GA writes it", field=name)
     return value
 
@@ -114,14 +126,10 @@ class Tracker:
             s.id: sorted({k for p in s.pools for k, _ in p.match}) for s in config.sites
         }
         self._choices: dict[tuple[str, ...], list[Pool]] = {}
-        self._script_args: dict[tuple[int, ...], tuple[str, ...]] = {}
-        # start.lua's numeric arguments as text: packing a number costs more than a string
-        self._limit_args = (str(config.server.sessions_per_minute), str(RATE_WINDOW_MS))
-        self._life_args = (str(config.hold_ms), str(allocator.history_ms))
-        self._ttl = str(self.ttl_ms)
         # the answer's entries are the same few dicts over and over: made once each
         self._pairs: dict[tuple[str, str], dict[str, str]] = {}
-        self._lists: dict[tuple[str, tuple[tuple[str, str], ...]], _Numbers] = {}
+        self._lists: dict[tuple[Any, ...], _Numbers] = {}
+        self._visits: dict[tuple[str, Visit, str, str], _Visit] = {}
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
@@ -146,17 +154,23 @@ class Tracker:
         self, site: Site, chosen: Sequence[Pool], raw: Sequence[Any]
     ) -> list[dict[str, str]]:
         """An entry per own number of the site, from the chosen pools' replies (a pool
-        with no reply shows the own number).  The lists and their entries are made once
-        per combination of numbers shown, and shared: read only."""
-        pairs = []
-        for pool, reply in zip(chosen, raw, strict=False):
-            pairs.append((pool.replace.e164, self.allocator.shown(site, pool, reply)))
-        shown = tuple(pairs)
-        out = self._lists.get((site.id, shown))
+        with no reply, or none to give, shows the own number); each reply is counted.
+        The lists and their entries are made once per combination of numbers shown, and
+        shared: read only."""
+        add = metrics.LEASES.add
+        key: list[Any] = [site.id]
+        for pool, (number, outcome) in zip(chosen, raw, strict=False):
+            add(site.id, pool.id, outcome)
+            key += (pool.id, number)
+        shown = tuple(key)  # the replies as they came: nothing decoded
+        out = self._lists.get(shown)
         if out is None:
             if len(self._lists) >= CHOICES_KEPT:
                 self._lists.clear()
-            by_own = dict(shown)
+            by_own = {
+                pool.replace.e164: number.decode() if number else pool.replace.e164
+                for pool, (number, _) in zip(chosen, raw, strict=False)
+            }
             out = _Numbers()
             for own in site.replace:
                 number = by_own.get(own.e164, own.e164)
@@ -166,18 +180,41 @@ class Tracker:
                     entry = self._pairs[(own.e164, number)] = pair(own, seen)
                 out.append(entry)
             out.json = compact_json(out)
-            self._lists[(site.id, shown)] = out
+            self._lists[shown] = out
+        return out
+
+    def _visit(self, site: Site, visit: Visit, region: str, device: str) -> _Visit:
+        """The answer's ``visit`` (SPEC) and what follows from it (:class:`_Visit`)."""
+        key = (site.id, visit, region, device)
+        out = self._visits.get(key)
+        if out is None:
+            if len(self._visits) >= CHOICES_KEPT:
+                self._visits.clear()
+            out = self._visits[key] = _Visit(
+                source=visit.source,
+                medium=visit.medium,
+                campaign=visit.campaign,
+                keyword=visit.keyword,
+                region=region,
+                device=device,
+            )
+            out.json = compact_json(out)
+            out.given = tuple(x for kv in out.items() if kv[1] for x in kv)
+            out.pools = self._pools(site, out)
+            out.settings = self._script_settings(site, out.pools)
         return out
 
     def encoded(self, answer: Mapping[str, Any]) -> Encoded:
-        """An answer of :meth:`start` as JSON, its list of numbers encoded once per list."""
-        numbers = answer["numbers"]
-        text = numbers.json if isinstance(numbers, _Numbers) else compact_json(numbers)
-        sid = answer["sid"]
+        """An answer of :meth:`start` as JSON, its numbers and visit encoded once each."""
+        numbers, visit, sid = answer["numbers"], answer["visit"], answer["sid"]
+        # a sid is the server's own (base64url and a dot): nothing in it needs escaping
+        sid_text = "null" if sid is None else '"' + sid + '"'
+        numbers_text = numbers.json if isinstance(numbers, _Numbers) else compact_json(numbers)
+        visit_text = visit.json if isinstance(visit, _Visit) else compact_json(visit)
         return Encoded(
             (
-                f'{{"sid":{compact_json(sid) if sid is not None else "null"},"numbers":{text},'
-                f'"hold_seconds":{answer["hold_seconds"]},"visit":{compact_json(answer["visit"])}}}'
+                f'{{"sid":{sid_text},"numbers":{numbers_text},'
+                f'"hold_seconds":{answer["hold_seconds"]},"visit":{visit_text}}}'
             ).encode()
         )
 
@@ -207,7 +244,7 @@ class Tracker:
             if limited_ip:
                 await self._limit(limited_ip)
             return self._answer(
-                None, self._numbers(site, (), ()), _visit_dict(current, "", device.kind)
+                None, self._numbers(site, (), ()), self._visit(site, current, "", device.kind)
             )
         record: dict[str, str] = {}
         if known:
@@ -226,19 +263,14 @@ class Tracker:
             region = record.get("region", "")
         elif client_ip and site.regions:
             region = pick_region(site.regions, self.geoip.locate(client_ip)) or ""
-        vd = _visit_dict(visit, region, device.kind)
+        vd = self._visit(site, visit, region, device.kind)
 
-        now_ms = int(time.time() * 1000)
-        now = str(now_ms)
-        # the record's fields, as HSET takes them
+        # the record's fields, as HSET takes them, but for its times and pages
         fields: list[str]
         if record:  # "" overwrites what an earlier page set
-            fields = ["last_seen", now, *_flat(vd), "last_page", url]
+            fields = [*_flat(vd), "last_page", url]
         else:  # a first page: no empty field (a missing one reads as ""), no last_page
-            fields = ["site", site.id, "first_seen", now, "last_seen", now, "pages", "1"]
-            for name, value in vd.items():
-                if value:
-                    fields += (name, value)
+            fields = ["site", site.id, *vd.given]
             if url:
                 fields += ("landing_page", url)
             if referrer:
@@ -249,58 +281,51 @@ class Tracker:
             fields += ("ga_client_id", ga_client)
         if ga_session:
             fields += ("ga_session_id", ga_session)
-        chosen = self._pools(site, vd)
         steps = self._start_script if self.one_script else self._start_in_steps
-        raw = await steps(site, chosen, sid, now_ms, fields, not record, limited_ip)
-        return self._answer(sid, self._numbers(site, chosen, raw), vd)
+        now_ms = int(time.time() * 1000)
+        raw = await steps(site, vd, sid, now_ms, fields, not record, limited_ip)
+        return self._answer(sid, self._numbers(site, vd.pools, raw), vd)
 
-    def _pool_args(self, site: Site, chosen: list[Pool]) -> tuple[str, ...]:
-        """start.lua's ARGV[11..] up to the record's fields: n, then prefix and mode each."""
-        key = tuple(map(id, chosen))  # pools live as long as the config
-        args = self._script_args.get(key)
-        if args is None:
-            pools = [x for p in chosen for x in (self.keys.pool(site.id, p.id), p.on_exhausted)]
-            args = self._script_args[key] = (str(len(chosen)), *pools)
-        return args
+    def _script_settings(self, site: Site, chosen: list[Pool]) -> str:
+        """start.lua's settings (ARGV[1]) for a choice of pools."""
+        config = self.config
+        limits = [config.server.sessions_per_minute, RATE_WINDOW_MS, config.hold_ms]
+        limits += [self.allocator.history_ms, self.ttl_ms]
+        pools = [x for p in chosen for x in (self.keys.pool(site.id, p.id), p.on_exhausted)]
+        return lua_list([*map(str, limits), *pools])
 
     async def _start_script(
         self,
         site: Site,
-        chosen: list[Pool],
+        visit: _Visit,
         sid: str,
         now_ms: int,
         fields: list[str],
         fresh: bool,
         limited_ip: str | None,
-    ) -> list[Sequence[Any]]:
-        """``fields`` are the record's, as HSET takes them; ``fresh`` for a sid issued
+    ) -> list[tuple[Any, Any]]:
+        """``fields`` are the record's, as HSET takes them, but for ``first_seen``,
+        ``last_seen`` and ``pages``, which the script sets; ``fresh`` for a sid issued
         for this page view (its record is new, and it holds no lease yet)."""
         rate = self.keys.ratelimit(limited_ip, now_ms // 60_000) if limited_ip else ""
+        view = [rate, sid, str(now_ms), utc_day(now_ms), "0" if fresh else "1", *fields]
         (raw,) = await self.batch(
             (
                 "script",
                 "start",
                 self.keys.session(sid),
-                rate,
-                *self._limit_args,
-                sid,
-                str(now_ms),
-                *self._life_args,
-                utc_day(now_ms),
-                self._ttl,
-                "0" if fresh else "1",
-                *self._pool_args(site, chosen),
-                *fields,
+                visit.settings,
+                lua_list(view),
             )
         )
         if rate:
             self._check_rate(raw[0])
-        return [raw[i : i + 2] for i in range(1, len(raw), 2)]
+        return list(zip(raw[1::2], raw[2::2], strict=True))  # (number, outcome) per pool
 
     async def _start_in_steps(
         self,
         site: Site,
-        chosen: list[Pool],
+        visit: _Visit,
         sid: str,
         now_ms: int,
         fields: list[str],
@@ -312,9 +337,15 @@ class Tracker:
         if limited_ip:
             await self._limit(limited_ip)
         key = self.keys.session(sid)
+        chosen = visit.pools
         ops: list[Op] = [self.allocator.op(site, pool, sid, now_ms) for pool in chosen]
-        ops.append(("HSET", key, *fields))
-        if not fresh:  # one more page of a known session
+        fields = lua_values(fields)  # stored as start.lua stores them
+        if fresh:
+            ops.append(
+                ("HSET", key, "first_seen", now_ms, "last_seen", now_ms, "pages", 1, *fields)
+            )
+        else:  # one more page of a known session
+            ops.append(("HSET", key, "last_seen", now_ms, *fields))
             ops.append(("HINCRBY", key, "pages", 1))
         ops.append(("PEXPIRE", key, self.ttl_ms))
         raw = await self.batch(*ops)
@@ -405,14 +436,3 @@ def _previous_visit(record: Mapping[str, str]) -> Visit | None:
         record.get("campaign", ""),
         record.get("keyword", ""),
     )
-
-
-def _visit_dict(visit: Visit, region: str, device: str) -> dict[str, str]:
-    return {
-        "source": visit.source,
-        "medium": visit.medium,
-        "campaign": visit.campaign,
-        "keyword": visit.keyword,
-        "region": region,
-        "device": device,
-    }

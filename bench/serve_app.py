@@ -25,11 +25,12 @@ from attribution.keys import Keys
 from attribution.redis_store import client
 from attribution.services import services
 from attribution.sessions import Signer
+from attribution.sources import Visit
 from attribution.web import JsonRoute, json_response
 
+VISIT = Visit("google", "cpc", "c1")
 TRIVIAL = {"sid": None, "numbers": [], "hold_seconds": 900, "visit": {}}
-RECORD = {  # what a first page view of bench_sessions stores, besides its times
-    "pages": "1",
+RECORD = {  # what a first page view of bench_sessions stores, but for what start.lua sets
     "site": "bench",
     "source": "google",
     "medium": "cpc",
@@ -53,11 +54,11 @@ async def trivial_fast(request: Request) -> tuple[dict[str, object], dict[str, s
 async def script_only(request: Request) -> tuple[dict[str, object], dict[str, str]]:
     tracker = services(request).tracker
     site = tracker.config.sites[0]
-    now_ms = int(time.time() * 1000)
-    now = str(now_ms)
-    fields = ["first_seen", now, "last_seen", now, *[x for kv in RECORD.items() for x in kv]]
+    fields = [x for kv in RECORD.items() for x in kv]
     sid = tracker.signer.issue(site.id)
-    await tracker._start_script(site, [site.pools[0]], sid, now_ms, fields, True, None)
+    now_ms = int(time.time() * 1000)
+    visit = tracker._visit(site, VISIT, "", "desktop")
+    await tracker._start_script(site, visit, sid, now_ms, fields, True, None)
     return TRIVIAL, {}
 
 

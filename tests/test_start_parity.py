@@ -55,6 +55,8 @@ async def _visits(r: Any, ns: str, one_script: bool) -> tuple[list[Any], list[di
     for i in range(4):  # a paid pool of three, then share-oldest; toll-free falls back
         await visit({"url": PAID, "ga_client_id": f"{i}.17", "region": "kharkiv"}, f"10.0.0.{i}")
     await visit({"url": "https://acme.example/next", "sid": sids[0]}, "10.0.0.0")  # returns
+    # a zero byte ends each value of start.lua's lists: one inside a value is a space
+    await visit({"url": "https://acme.example/?q=a\u0000b", "referrer": "x\u0000"}, "10.0.0.7")
     for _ in range(6):  # the same address: the sixth new session in a minute is refused
         await visit({"url": "https://acme.example/"}, "10.0.0.9")
     records = []
@@ -79,6 +81,8 @@ async def test_one_script_and_the_cluster_steps_agree(r: Any) -> None:
     assert ("429", True) in seen
     assert records[0]["pages"] == "2" and records[0]["last_page"] == "https://acme.example/next"
     assert records[0]["landing_page"] == PAID and records[0]["region_chosen"] == "1"
+    (zero,) = [rec for rec in records if rec["landing_page"].startswith("https://acme.example/?")]
+    assert zero["landing_page"] == "https://acme.example/?q=a b" and zero["referrer"] == "x "
 
 
 async def test_an_answer_written_by_hand_is_the_json_of_the_answer(r: Any) -> None:

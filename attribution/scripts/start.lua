@@ -2,20 +2,21 @@
 -- visitor, a number from each chosen pool, and the session's record.
 --
 -- KEYS[1]  the session's record, "cp:{s:<sid>}"
--- ARGV[1]  the client address's counter for this window, or "" when none applies
--- ARGV[2]  new sessions allowed per window from one address
--- ARGV[3]  the window, milliseconds
--- ARGV[4]  sid
--- ARGV[5]  now, Unix milliseconds
--- ARGV[6]  hold, milliseconds a lease lives after the last sign of life
--- ARGV[7]  history, milliseconds of lease history kept for matching
--- ARGV[8]  UTC day "YYYY-MM-DD" for the pools' counters
--- ARGV[9]  the record's lifetime, milliseconds
--- ARGV[10] "1" when the record exists and this is one more page; "0" for a sid issued
---          for this page view (the fields hold pages = 1, and no pool has a lease of it)
--- ARGV[11] n, how many pools
--- ARGV[12 .. 11+2n]  each pool's prefix and on_exhausted
--- ARGV[12+2n ..]     field, value pairs for the record
+-- ARGV[1]  the settings, a list the same for every page view that takes numbers from
+--          the same pools: new sessions allowed per window from one address, the window
+--          (ms), hold (ms a lease lives after the last sign of life), history (ms of lease
+--          history kept for matching), the record's lifetime (ms), then each pool's
+--          prefix and on_exhausted
+-- ARGV[2]  the page view, a list: the client address's counter for this window ("" when
+--          none applies), sid, now (Unix ms), the UTC day "YYYY-MM-DD" for the pools'
+--          counters, "1" when the record exists and this is one more page or "0" for a
+--          sid issued for this page view (its record begins here, and no pool has a
+--          lease of it), then the record's fields and values (its times and pages are
+--          set here)
+--
+-- A list is one argument (lua.py's lua_list: its length, then its values, each ended by
+-- a zero byte): two arguments instead of about thirty, since packing a command costs
+-- the server about a microsecond per argument, and struct.unpack reads them in C.
 --
 -- The rate-limit and pool keys are named in ARGV, so this runs on a single Redis only;
 -- on a Cluster the same work is ratelimit.lua, allocate.lua per pool and three commands.
@@ -26,26 +27,41 @@
 
 --#include lib_allocate
 
-local count = 0
-if ARGV[1] ~= '' then
-  count = redis.call('INCR', ARGV[1])
-  if count == 1 then redis.call('PEXPIRE', ARGV[1], ARGV[3]) end
-  if count > tonumber(ARGV[2]) then return {count} end
+local function list(arg)
+  -- lua.py's lua_list: the count, then the values, each ended by a zero byte
+  local n, at = struct.unpack('s', arg)
+  local out = {struct.unpack(string.rep('s', tonumber(n)), arg, at)}
+  out[#out] = nil  -- unpack's last result is where it stopped
+  return out
 end
 
-local sid, now, day = ARGV[4], ARGV[5], ARGV[8]
-local hold, history = tonumber(ARGV[6]), ARGV[7]
-local fresh = ARGV[10] == '0'  -- a sid issued for this page view holds no lease yet
-local n = tonumber(ARGV[11])
+local settings = list(ARGV[1])
+local limit, window, hold, history, ttl = unpack(settings, 1, 5)
+local view = list(ARGV[2])
+local rate, sid, now, day, known = unpack(view, 1, 5)
+
+local count = 0
+if rate ~= '' then
+  count = redis.call('INCR', rate)
+  if count == 1 then redis.call('PEXPIRE', rate, window) end
+  if count > tonumber(limit) then return {count} end
+end
+
+hold = tonumber(hold)
+local fresh = known == '0'  -- a sid issued for this page view holds no lease yet
 local out = {count}
-for i = 0, n - 1 do
-  local got = allocate(ARGV[12 + 2 * i], sid, now, hold, ARGV[13 + 2 * i], history, day, true,
-    fresh)
+for i = 6, #settings, 2 do
+  local got = allocate(settings[i], sid, now, hold, settings[i + 1], history, day, true, fresh)
   out[#out + 1] = got[1]
   out[#out + 1] = got[2]
 end
 
-redis.call('HSET', KEYS[1], unpack(ARGV, 12 + 2 * n))
-if not fresh then redis.call('HINCRBY', KEYS[1], 'pages', '1') end
-redis.call('PEXPIRE', KEYS[1], ARGV[9])
+if fresh then
+  redis.call('HSET', KEYS[1], 'first_seen', now, 'last_seen', now, 'pages', '1',
+    unpack(view, 6))
+else
+  redis.call('HSET', KEYS[1], 'last_seen', now, unpack(view, 6))
+  redis.call('HINCRBY', KEYS[1], 'pages', '1')
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
 return out
