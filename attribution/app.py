@@ -29,7 +29,6 @@ from .sessions import Signer
 from .web import (
     EXCEPTION_HANDLERS,
     AccessLog,
-    Encoded,
     JsonRoute,
     access_log,
     cors_for,
@@ -84,7 +83,7 @@ async def demo(request: Request) -> Response:
     return HTMLResponse(_static("demo.html"))
 
 
-async def start_session(request: Request) -> tuple[Encoded, dict[str, str]]:
+async def start_session(request: Request) -> tuple[bytes, dict[str, str]]:
     svc = services(request)
     server = svc.config.server
     first = first_headers(request)

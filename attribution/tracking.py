@@ -22,7 +22,7 @@ from .lua import lua_list, lua_values
 from .redis_store import AnyRedis
 from .sessions import Signer
 from .sources import Visit, classify, keep_last_non_direct
-from .web import Encoded, compact_json
+from .web import compact_json
 
 V = TypeVar("V")
 
@@ -204,19 +204,17 @@ class Tracker:
             out.settings = self._script_settings(site, out.pools)
         return out
 
-    def encoded(self, answer: Mapping[str, Any]) -> Encoded:
+    def encoded(self, answer: Mapping[str, Any]) -> bytes:
         """An answer of :meth:`start` as JSON, its numbers and visit encoded once each."""
         numbers, visit, sid = answer["numbers"], answer["visit"], answer["sid"]
         # a sid is the server's own (base64url and a dot): nothing in it needs escaping
         sid_text = "null" if sid is None else '"' + sid + '"'
         numbers_text = numbers.json if isinstance(numbers, _Numbers) else compact_json(numbers)
         visit_text = visit.json if isinstance(visit, _Visit) else compact_json(visit)
-        return Encoded(
-            (
-                f'{{"sid":{sid_text},"numbers":{numbers_text},'
-                f'"hold_seconds":{answer["hold_seconds"]},"visit":{visit_text}}}'
-            ).encode()
-        )
+        return (
+            f'{{"sid":{sid_text},"numbers":{numbers_text},'
+            f'"hold_seconds":{answer["hold_seconds"]},"visit":{visit_text}}}'
+        ).encode()
 
     def _answer(
         self, sid: str | None, numbers: list[dict[str, str]], visit: dict[str, str]

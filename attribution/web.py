@@ -135,16 +135,13 @@ def _raw_header(name: str, value: str) -> tuple[bytes, bytes]:
     return name.lower().encode("latin-1"), value.encode("latin-1")
 
 
-class Encoded(bytes):
-    """A body a handler has written as JSON itself (:class:`JsonRoute` sends it as is)."""
-
-
 JsonHandler = Callable[[Request], Awaitable[tuple[Any, Mapping[str, str]]]]
 
 
 class JsonRoute:
     """A route answering JSON, as a bare ASGI app: ``handler(request)`` returns the body
-    (a value to encode, or :class:`Encoded` JSON) and extra headers of a 200.
+    (a value to encode, or ``bytes``: JSON the handler wrote itself, sent as is) and the
+    extra headers of a 200.
 
     The snippet's routes are the hot path: the app calls these before its middleware
     and router (:class:`attribution.app.App`), so a route answers its own errors, with
@@ -166,7 +163,7 @@ class JsonRoute:
         except Exception as exc:
             await (await server_error(request, exc))(scope, receive, send)
             return
-        payload = body if isinstance(body, Encoded) else compact_json(body).encode()
+        payload = body if isinstance(body, bytes) else compact_json(body).encode()
         raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
         for k, v in headers.items():
             raw.append(_raw_header(k, v))
