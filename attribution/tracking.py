@@ -46,7 +46,7 @@ class _Visit(dict[str, str]):
 
     json = ""
     given: tuple[str, ...] = ()
-    pools: list[Pool] = []
+    pools: Sequence[Pool] = ()
     settings = ""
 
 
@@ -284,7 +284,7 @@ class Tracker:
         raw = await steps(site, vd, sid, now_ms, fields, not record, limited_ip)
         return self._answer(sid, self._numbers(site, vd.pools, raw), vd)
 
-    def _script_settings(self, site: Site, chosen: list[Pool]) -> str:
+    def _script_settings(self, site: Site, chosen: Sequence[Pool]) -> str:
         """start.lua's settings (ARGV[1]) for a choice of pools."""
         config = self.config
         limits = [config.server.sessions_per_minute, RATE_WINDOW_MS, config.hold_ms]

@@ -77,8 +77,9 @@ def parse_json(raw: bytes, what: str = "body") -> Any:
     """``json.loads(raw)``, or a 400 naming ``what``.
 
     UTF-8 text that is one JSON value with nothing around it (what the snippet sends)
-    goes straight to the C scanner, at a third of ``json.loads``' cost; anything else (whitespace
-    around, a byte order mark, UTF-16, bad JSON) takes ``json.loads``' own way."""
+    goes straight to the C scanner, at a third of ``json.loads``' cost; anything else
+    (whitespace around, a byte order mark, UTF-16, bad JSON) takes ``json.loads``' own
+    way."""
     try:
         text = raw.decode()
         value, end = _scan(text, 0)

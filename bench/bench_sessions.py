@@ -97,8 +97,8 @@ class Server:
     def pin(self) -> str:
         """On two cores or more: the server alone on the first, Redis (its rewrites too)
         and the load generator on the second.  Left to itself the scheduler now and then
-        runs two of them on one core while the other idles, which moves a round's rates
-        by a fifth either way; the baseline and the sessions route run pinned alike."""
+        runs two of them on one core while the other idles, which here moved a round's
+        ratio by a fifth either way; the baseline and the sessions route run pinned alike."""
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
         if len(cores) < 2:
             return "not pinned (one core)"
@@ -142,8 +142,9 @@ def session_requests(n: int = 200) -> list[bytes]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    """The routes take turns, 1.5 s each, and each ratio is the median of the ten
-    rounds' ratios: on a shared machine a slow spell then hits every side of a round.
+    """The routes take turns, 1.5 s each (1 s with --quick), and each ratio is the median
+    of the rounds' ratios (ten, or four): on a shared machine a slow spell then hits
+    every side of a round.
 
     Two baselines: an ordinary JSON route, first in the app's routing table, and one on
     the path the snippet's routes take (before the middleware and the router)."""
