@@ -69,15 +69,10 @@ class Allocator:
 
     @staticmethod
     def result(site: Site, pool: Pool, raw: Sequence[Any]) -> Lease:
-        shown = Allocator.shown(site, pool, raw)
-        return Lease(pool.id, pool.replace.e164, shown, _text(raw[1]))
-
-    @staticmethod
-    def shown(site: Site, pool: Pool, raw: Sequence[Any]) -> str:
-        """What the visitor sees of ``pool``, from its script's reply (counted)."""
+        """The lease a script's reply gives (counted)."""
         number, outcome = raw
         metrics.LEASES.add(site.id, pool.id, outcome)
-        return _text(number) if number else pool.replace.e164
+        return Lease(pool.id, pool.replace.e164, shown_number(pool, number), _text(outcome))
 
     async def lease(
         self, site: Site, pool: Pool, sid: str, now_ms: int | None = None, allocate: bool = True
@@ -85,6 +80,12 @@ class Allocator:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         raw = await self.scripts(*self.op(site, pool, sid, now_ms, allocate)[1:])
         return self.result(site, pool, raw)
+
+
+def shown_number(pool: Pool, number: bytes | str | None) -> str:
+    """What the visitor sees of ``pool``, from its script's reply: the number it gave,
+    else the site's own."""
+    return _text(number) if number else pool.replace.e164
 
 
 def _text(value: bytes | str) -> str:

@@ -30,7 +30,6 @@ from .web import (
     EXCEPTION_HANDLERS,
     AccessLog,
     JsonRoute,
-    access_log,
     cors_for,
     cors_headers,
     first_headers,
@@ -155,10 +154,7 @@ class App(Starlette):
                 if method in methods and (match := regex.match(path)):
                     scope["app"] = self
                     scope["path_params"] = match.groupdict()
-                    if access_log.isEnabledFor(logging.INFO):
-                        await logged(endpoint, scope, receive, send)
-                    else:
-                        await endpoint(scope, receive, send)
+                    await logged(endpoint, scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from . import metrics
-from .allocator import Allocator, utc_day
+from .allocator import Allocator, shown_number, utc_day
 from .batching import Batcher, Op
 from .config import Config, Phone, Pool, Site
 from .devices import parse_user_agent
@@ -120,8 +120,7 @@ class Tracker:
         self.one_script = not self.batch.cluster  # start.lua needs every key in one place
         self.hold_s = round(config.hold_minutes * 60)
         self._phones = {n.e164: n for s in config.sites for p in s.pools for n in p.numbers}
-        # each site's pools for the values its pools match on (bounded), and what every
-        # start.lua call of a choice of pools passes alike, made once per choice
+        # each site's pools for the values its pools match on (bounded)
         self._match_keys = {
             s.id: sorted({k for p in s.pools for k, _ in p.match}) for s in config.sites
         }
@@ -162,13 +161,13 @@ class Tracker:
         for pool, (number, outcome) in zip(chosen, raw, strict=False):
             add(site.id, pool.id, outcome)
             key += (pool.id, number)
-        shown = tuple(key)  # the replies as they came: nothing decoded
-        out = self._lists.get(shown)
+        replies = tuple(key)  # the replies as they came: nothing decoded
+        out = self._lists.get(replies)
         if out is None:
             if len(self._lists) >= CHOICES_KEPT:
                 self._lists.clear()
             by_own = {
-                pool.replace.e164: number.decode() if number else pool.replace.e164
+                pool.replace.e164: shown_number(pool, number)
                 for pool, (number, _) in zip(chosen, raw, strict=False)
             }
             out = _Numbers()
@@ -180,7 +179,7 @@ class Tracker:
                     entry = self._pairs[(own.e164, number)] = pair(own, seen)
                 out.append(entry)
             out.json = compact_json(out)
-            self._lists[shown] = out
+            self._lists[replies] = out
         return out
 
     def _visit(self, site: Site, visit: Visit, region: str, device: str) -> _Visit:
@@ -305,7 +304,7 @@ class Tracker:
         """``fields`` are the record's, as HSET takes them, but for ``first_seen``,
         ``last_seen`` and ``pages``, which the script sets; ``fresh`` for a sid issued
         for this page view (its record is new, and it holds no lease yet)."""
-        rate = self.keys.ratelimit(limited_ip, now_ms // 60_000) if limited_ip else ""
+        rate = self._rate_key(limited_ip, now_ms) if limited_ip else ""
         view = [rate, sid, str(now_ms), utc_day(now_ms), "0" if fresh else "1", *fields]
         (raw,) = await self.batch(
             (
@@ -385,7 +384,7 @@ class Tracker:
         return {"hold_seconds": self.hold_s, "numbers": self._numbers(site, chosen, raw)}
 
     def _rate_key(self, ip: str, now_ms: int) -> str:
-        return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute (as above)
+        return self.keys.ratelimit(ip, now_ms // 60_000)  # one counter per minute
 
     async def _limit(self, ip: str) -> None:
         """Count a new session from ``ip`` with ``ratelimit.lua``; 429 over the limit."""

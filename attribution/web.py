@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .config import Config, Site
 from .errors import ApiError, BadRequest, Forbidden, TooLarge, Unauthorized
 
-log = access_log = logging.getLogger("callpath.http")
+log = logging.getLogger("callpath.http")
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -397,11 +397,17 @@ class AccessLog:
         await logged(self.app, scope, receive, send)
 
 
-async def logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Run ``app`` for one request and write its access-log line (when INFO is on)."""
+def logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+    """Run ``app`` for one request, with its access-log line when INFO is on.
+
+    A plain function: with INFO off it hands back ``app``'s own call, so a request
+    pays for no coroutine in between."""
     if not log.isEnabledFor(logging.INFO):
-        await app(scope, receive, send)
-        return
+        return app(scope, receive, send)
+    return _logged(app, scope, receive, send)
+
+
+async def _logged(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     start = time.perf_counter()
     status = 500
 
