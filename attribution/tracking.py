@@ -33,8 +33,16 @@ GA_ID_MAX = 64
 _GA_CHARS = "0123456789."
 
 
-class _Numbers(list[dict[str, str]]):
-    """An answer's list of numbers, with its JSON (made once: lists are shared)."""
+class _Entry(dict[str, str]):
+    """One entry of an answer's numbers (:func:`pair`), with its JSON: made once per
+    own number and number shown, and shared (read only)."""
+
+    json = ""
+
+
+class _Numbers(list[_Entry]):
+    """An answer's list of numbers, with its JSON, joined from its entries' (lists are
+    shared: read only)."""
 
     json = ""
 
@@ -126,7 +134,7 @@ class Tracker:
         }
         self._choices: dict[tuple[str, ...], list[Pool]] = {}
         # the answer's entries are the same few dicts over and over: made once each
-        self._pairs: dict[tuple[str, str], dict[str, str]] = {}
+        self._pairs: dict[tuple[str, str], _Entry] = {}
         self._lists: dict[tuple[Any, ...], _Numbers] = {}
         self._visits: dict[tuple[str, Visit, str, str], _Visit] = {}
 
@@ -176,9 +184,10 @@ class Tracker:
                 entry = self._pairs.get((own.e164, number))
                 if entry is None:
                     seen = own if number == own.e164 else self._phones.get(number, number)
-                    entry = self._pairs[(own.e164, number)] = pair(own, seen)
+                    entry = self._pairs[(own.e164, number)] = _Entry(pair(own, seen))
+                    entry.json = compact_json(entry)
                 out.append(entry)
-            out.json = compact_json(out)
+            out.json = "[" + ",".join([entry.json for entry in out]) + "]"
             self._lists[replies] = out
         return out
 

@@ -77,6 +77,23 @@ async def test_fractional_hold_expires_and_least_recently_released_is_reused(
     assert late.number == e.number
 
 
+async def test_a_visitor_back_after_their_lease_ran_out_gets_the_number_resting_longest(
+    r: Any, keys: Keys
+) -> None:
+    cfg = pool_config(2, hold=0.5)  # 30 seconds
+    alloc = await setup(r, keys, cfg)
+    site, pool = paid(cfg)
+    a = await alloc.lease(site, pool, "a", T0)
+    b = await alloc.lease(site, pool, "b", T0 + 10_000)
+    await alloc.lease(site, pool, "a", T0 + 25_000, allocate=False)  # a's runs to T0+55s
+    # at T0+60s both have run out: b's number at T0+40s, a's at T0+55s; a comes back
+    # and takes the one that has rested longest, b's, while a's own rests on
+    back = await alloc.lease(site, pool, "a", T0 + 60_000)
+    assert back.outcome == "new" and back.number == b.number
+    c = await alloc.lease(site, pool, "c", T0 + 60_001)
+    assert c.number == a.number
+
+
 async def test_share_oldest_shares_the_least_active_lease(r: Any, keys: Keys) -> None:
     cfg = pool_config(2, on_exhausted="share-oldest")
     alloc = await setup(r, keys, cfg)

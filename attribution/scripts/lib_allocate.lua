@@ -38,12 +38,11 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
     end
   end
 
-  local function finish(number, holder, from, untiltext)
-    -- close one holder's lease: remember when it ended, for late CDRs
+  local function finish(number, holder, from, untiltext, cur)
+    -- close one holder's lease: remember when it ended, for late CDRs.  cur is the
+    -- holder's entry in P:sess; the caller removes it from P:h:<number>
     redis.call('HSET', p .. ':hu:' .. number, from .. ':' .. holder, untiltext)
-    redis.call('ZREM', p .. ':h:' .. number, holder)
-    local cur = redis.call('HGET', sess, holder)
-    if cur and cur == number .. '|' .. from then
+    if cur == number .. '|' .. from then
       redis.call('HDEL', sess, holder)
     end
   end
@@ -59,26 +58,27 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
   end
 
   local function reap(limit)
-    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', nowtext, 'LIMIT', '0', limit)
-    for _, number in ipairs(expired) do
+    -- a lease's score is the last expiry of any of its holders: when the number was
+    -- released, which orders the free list
+    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', nowtext, 'WITHSCORES',
+      'LIMIT', '0', limit)
+    for i = 1, #expired, 2 do
+      local number = expired[i]
       local holders = redis.call('ZRANGE', p .. ':h:' .. number, '0', '-1', 'WITHSCORES')
-      local released, released_text = -1, '0'
-      for i = 1, #holders, 2 do
-        local holder, untiltext = holders[i], holders[i + 1]
+      for j = 1, #holders, 2 do
+        local holder = holders[j]
         local cur = redis.call('HGET', sess, holder)
         local from = '0'
         if cur then
           local bar = string.find(cur, '|', 1, true)
           if string.sub(cur, 1, bar - 1) == number then from = string.sub(cur, bar + 1) end
         end
-        finish(number, holder, from, untiltext)
-        local untilms = tonumber(untiltext)
-        if untilms > released then released, released_text = untilms, untiltext end
+        finish(number, holder, from, holders[j + 1], cur)
       end
       redis.call('DEL', p .. ':h:' .. number)
       redis.call('ZREM', leases, number)
       if redis.call('SISMEMBER', p .. ':numbers', number) == 1 then
-        redis.call('ZADD', p .. ':free', released_text, number)
+        redis.call('ZADD', p .. ':free', expired[i + 1], number)
       end
       prune(number)
     end
@@ -117,7 +117,8 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
       hold_on(number)
       return {number, 'held'}
     end
-    finish(number, sid, from, exptext or nowtext)
+    finish(number, sid, from, exptext or nowtext, mine)
+    redis.call('ZREM', p .. ':h:' .. number, sid)
   end
 
   if not may_allocate then return {false, 'lost'} end
@@ -131,9 +132,8 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
 
   -- 3. the free number that has rested longest
   local free = p .. ':free'
-  local number = redis.call('ZRANGE', free, '0', '0')[1]
+  local number = redis.call('ZPOPMIN', free)[1]
   if number then
-    redis.call('ZREM', free, number)
     return take(number, 'new')
   end
 
