@@ -157,9 +157,7 @@ class Tracker:
             self._choices[key] = chosen
         return chosen
 
-    def _numbers(
-        self, site: Site, chosen: Sequence[Pool], raw: Sequence[Any]
-    ) -> list[dict[str, str]]:
+    def _numbers(self, site: Site, chosen: Sequence[Pool], raw: Sequence[Any]) -> _Numbers:
         """An entry per own number of the site, from the chosen pools' replies (a pool
         with no reply, or none to give, shows the own number); each reply is counted.
         The lists and their entries are made once per combination of numbers shown, and
@@ -224,9 +222,7 @@ class Tracker:
             f'"hold_seconds":{answer["hold_seconds"]},"visit":{visit_text}}}'
         ).encode()
 
-    def _answer(
-        self, sid: str | None, numbers: list[dict[str, str]], visit: dict[str, str]
-    ) -> dict[str, Any]:
+    def _answer(self, sid: str | None, numbers: _Numbers, visit: dict[str, str]) -> dict[str, Any]:
         """``POST /v1/sessions``'s answer (SPEC: sid, numbers, hold_seconds, visit)."""
         return {"sid": sid, "numbers": numbers, "hold_seconds": self.hold_s, "visit": visit}
 
