@@ -43,7 +43,7 @@ class Allocator:
         self.history_ms = config.history_days * 86_400_000
 
     async def sync(self) -> None:
-        """Bring every pool's free list in line with the configuration (at start-up)."""
+        """Bring every pool's numbers in line with the configuration (at start-up)."""
         for site in self.config.sites:
             for pool in site.pools:
                 await self.scripts(

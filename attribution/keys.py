@@ -8,9 +8,9 @@ Each Lua script receives one *prefix* as ``KEYS[1]``; the prefix carries a hash 
 - sessions live under their own tag                                → ``cp:{s:<sid>}``
 
 Keys under a pool prefix (``P``):
-  ``P:free``        ZSET number → released-at ms (lowest = rested longest)
   ``P:numbers``     SET  configured numbers
-  ``P:leases``      ZSET number → latest holder expiry ms
+  ``P:leases``      ZSET number → its last holder's expiry ms: held while in the future,
+                    else free since then (0: never held); lowest = rested longest
   ``P:sess``        HASH sid → "number|from_ms" (the session's lease in this pool)
   ``P:h:<number>``  ZSET sid → this holder's expiry ms (several when shared)
   ``P:hist:<n>``    ZSET "from_ms:sid" → from_ms   (lease history, for matching)
@@ -98,6 +98,3 @@ class Keys:
 
     def pool_leases(self, site: str, pool: str) -> str:
         return f"{self.pool(site, pool)}:leases"
-
-    def pool_free(self, site: str, pool: str) -> str:
-        return f"{self.pool(site, pool)}:free"

@@ -907,15 +907,12 @@ async def _pool(
     pipe = svc.redis.pipeline(transaction=False)
     pipe.zcount(leases, f"({now_ms}", "+inf")
     pipe.zcount(leases, "-inf", now_ms)
-    pipe.zcard(svc.keys.pool_free(site.id, pool.id))
     for day in days:
         pipe.hgetall(svc.keys.pool_stats(site.id, pool.id, day))
-    live, expired, free, *stats = await pipe.execute()
+    live, free, *stats = await pipe.execute()
     size = len(pool.numbers)
-    # a lease past its expiry is free: the next allocation releases it
-    free_now = max(0, min(int(free) + int(expired), size - int(live)))
     return pool_report(
-        pool.id, size, int(live), free_now, list(zip(days, stats, strict=True)), pool.on_exhausted
+        pool.id, size, int(live), int(free), list(zip(days, stats, strict=True)), pool.on_exhausted
     )
 
 

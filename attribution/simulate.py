@@ -17,8 +17,7 @@ sessions held counts as right with probability 1/k; a call after the caller's le
 ran out on a number someone else took since counts as wrong.
 
 Everything is pure Python with heaps: a day of 10,000 visitors replays in a few tens
-of milliseconds per pool size.  Not modelled: the script's limit of 32 releases per
-call (it only delays releases under bursts), returning visitors, and the matcher's
+of milliseconds per pool size.  Not modelled: returning visitors, and the matcher's
 use of the caller's history on shared numbers (counted as a 1/k guess instead).
 """
 
@@ -240,7 +239,7 @@ def replay(
                 score[n] = t + hold
                 heappush(leases, (score[n], gen[n], n))
             continue
-        # release every number whose leases all ended (allocate.lua's reap)
+        # every number whose leases all ended is free, rested since its last one ended
         while leases:
             s, g, n = leases[0]
             if g != gen[n] or s != score[n]:
@@ -259,7 +258,7 @@ def replay(
             overflow += 1
             if on_exhausted == FALLBACK:
                 continue
-            n = leases[0][2]  # the top is valid after the reap loop
+            n = leases[0][2]  # the top is valid after the release loop
             if t + hold > score[n]:
                 score[n] = t + hold
                 heappush(leases, (score[n], gen[n], n))

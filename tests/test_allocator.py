@@ -180,12 +180,38 @@ def test_no_number_is_ever_held_by_two_live_sessions(redis_url: str, ops: list[A
 
 
 async def test_sync_adds_and_removes_configured_numbers(r: Any, keys: Keys) -> None:
-    cfg = pool_config(3)
+    cfg, smaller = pool_config(3), pool_config(2)
     alloc = await setup(r, keys, cfg)
     site, pool = paid(cfg)
-    held = await alloc.lease(site, pool, "a", T0)
-    smaller = pool_config(2)
+    (gone,) = {n.e164 for n in pool.numbers} - {n.e164 for n in paid(smaller)[1].numbers}
+    held = await alloc.lease(site, pool, "a", T0)  # never-used numbers: in file order
+    assert held.number != gone
     await Allocator(smaller, Scripts(r), keys).sync()
-    free = {m.decode() for m in await r.zrange(keys.pool_free(site.id, pool.id), 0, -1)}
-    assert held.number not in free
-    assert len(free) == 1
+    # a new visitor gets the one number still free; the next, none: the third is gone
+    b = await alloc.lease(site, pool, "b", T0 + 1)
+    c = await alloc.lease(site, pool, "c", T0 + 2)
+    assert b.outcome == "new" and b.number not in (held.number, gone)
+    assert c.outcome == "fallback"
+    # a's lease keeps its number while it lives; back in the file, the number is free
+    assert (await alloc.lease(site, pool, "a", T0 + 3, allocate=False)).outcome == "held"
+    await alloc.sync()
+    assert (await alloc.lease(site, pool, "d", T0 + 4)).number == gone
+
+
+async def test_sync_takes_over_the_free_list_of_an_earlier_version(r: Any, keys: Keys) -> None:
+    cfg = pool_config(3)
+    site, pool = paid(cfg)
+    first, second, third = (n.e164 for n in pool.numbers)
+    prefix = keys.pool(site.id, pool.id)
+    # as an earlier version left them: the third released before the first, the
+    # second held until T0 + 60 s
+    await r.zadd(f"{prefix}:free", {first: T0 - 1_000, third: T0 - 5_000})
+    await r.zadd(f"{prefix}:leases", {second: T0 + 60_000})
+    await r.zadd(f"{prefix}:h:{second}", {"old": T0 + 60_000})
+    await r.hset(f"{prefix}:sess", "old", f"{second}|{T0 - 840_000}")
+    await r.sadd(f"{prefix}:numbers", first, second, third)
+    alloc = await setup(r, keys, cfg)
+    assert not await r.exists(f"{prefix}:free")
+    got = [(await alloc.lease(site, pool, sid, T0)).number for sid in ("a", "b", "c")]
+    assert got == [third, first, pool.replace.e164]
+    assert (await alloc.lease(site, pool, "old", T0 + 1_000, allocate=False)).number == second

@@ -22,6 +22,12 @@
 --
 -- A lease's history member is "<from>:<sid>" ("s<from>:<sid>" when taken shared); the
 -- session's entry in P:sess is "<number>|<from or s-from>".
+--
+-- P:leases scores every number by its last holder's expiry, so its first entry is the
+-- number to give: free when that moment has passed (the one released longest ago),
+-- else the lease with the oldest activity, to share.  A number's ended leases are
+-- closed (their ends written to P:hu:<number>) when it is given again, or when their
+-- holder comes back; until then the matcher reads their ends where they are.
 
 -- Numbers reach Redis as text: a Lua number passed to redis.call is printed with
 -- "%.17g", which costs more than the command.  Times arrive as text and are printed
@@ -57,38 +63,31 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
     end
   end
 
-  local function reap(limit)
-    -- a lease's score is the last expiry of any of its holders: when the number was
-    -- released, which orders the free list
-    local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', nowtext, 'WITHSCORES',
-      'LIMIT', '0', limit)
-    for i = 1, #expired, 2 do
-      local number = expired[i]
-      local holders = redis.call('ZRANGE', p .. ':h:' .. number, '0', '-1', 'WITHSCORES')
-      for j = 1, #holders, 2 do
-        local holder = holders[j]
-        local cur = redis.call('HGET', sess, holder)
-        local from = '0'
-        if cur then
-          local bar = string.find(cur, '|', 1, true)
-          if string.sub(cur, 1, bar - 1) == number then from = string.sub(cur, bar + 1) end
-        end
-        finish(number, holder, from, holders[j + 1], cur)
+  local function release(number)
+    -- a number whose last holder's lease ran out is free: each of its leases ends
+    -- (remembered for late CDRs), and history past its keeping goes
+    local h = p .. ':h:' .. number
+    local holders = redis.call('ZRANGE', h, '0', '-1', 'WITHSCORES')
+    for i = 1, #holders, 2 do
+      local holder = holders[i]
+      local cur = redis.call('HGET', sess, holder)
+      local from = '0'
+      if cur then
+        local bar = string.find(cur, '|', 1, true)
+        if string.sub(cur, 1, bar - 1) == number then from = string.sub(cur, bar + 1) end
       end
-      redis.call('DEL', p .. ':h:' .. number)
-      redis.call('ZREM', leases, number)
-      if redis.call('SISMEMBER', p .. ':numbers', number) == 1 then
-        redis.call('ZADD', p .. ':free', expired[i + 1], number)
-      end
-      prune(number)
+      finish(number, holder, from, holders[i + 1], cur)
     end
+    if #holders > 0 then redis.call('DEL', h) end
+    prune(number)
   end
 
   local function hold_on(number)
     -- the session holds number for another `hold` ms; the number's lease lives as long
     local expires = string.format('%d', now + hold)
     redis.call('ZADD', p .. ':h:' .. number, expires, sid)
-    redis.call('ZADD', leases, 'GT', expires, number)
+    -- XX: a number taken out of pools.toml (sync_pool.lua) is not put back
+    redis.call('ZADD', leases, 'XX', 'GT', expires, number)
   end
 
   local function take(number, outcome)
@@ -100,7 +99,7 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
     redis.call('HSET', sess, sid, number .. '|' .. from)
     count(outcome)
     if outcome == 'new' then  -- a shared take leaves the number of live leases as it was
-      local live = redis.call('ZCARD', leases)
+      local live = redis.call('ZCOUNT', leases, '(' .. nowtext, '+inf')
       local peak = tonumber(redis.call('HGET', stats, 'peak') or '0')
       if live > peak then redis.call('HSET', stats, 'peak', string.format('%d', live)) end
     end
@@ -123,28 +122,19 @@ local function allocate(p, sid, nowtext, hold, mode, history, day, may_allocate,
 
   if not may_allocate then return {false, 'lost'} end
 
-  -- 2. release what has expired (bounded work per call), when the oldest lease has
-  local oldest = redis.call('ZRANGE', leases, '0', '0', 'WITHSCORES')
-  if oldest[1] and tonumber(oldest[2]) <= now then
-    reap('32')
-    oldest = nil
+  -- 2. the number that has rested longest: the first in P:leases, when its last
+  --    holder's lease has run out (a number never held yet scores 0)
+  local first = redis.call('ZRANGE', leases, '0', '0', 'WITHSCORES')
+  if first[1] and tonumber(first[2]) <= now then
+    if first[2] ~= '0' then release(first[1]) end
+    return take(first[1], 'new')
   end
 
-  -- 3. the free number that has rested longest
-  local free = p .. ':free'
-  local number = redis.call('ZPOPMIN', free)[1]
-  if number then
-    return take(number, 'new')
-  end
-
-  -- 4. exhausted
+  -- 3. exhausted: every number is held
   if mode == 'fallback' then
     count('fallback')
     return {false, 'fallback'}
   end
-  local shared = (oldest or redis.call('ZRANGE', leases, '0', '0'))[1]
-  if not shared then
-    return {false, 'fallback'}
-  end
-  return take(shared, 'shared')
+  if not first[1] then return {false, 'fallback'} end
+  return take(first[1], 'shared')
 end
