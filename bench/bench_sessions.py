@@ -2,6 +2,11 @@
 route, and one on the snippet's own path), p99 at half load, and Redis memory per held
 session.  Targets: ≥ 0.5×, p99 < 10 ms, ≤ 1 KiB.
 
+Every request is a new visitor's first page view.  The main rounds' pool of 2,000
+numbers held 15 minutes runs out within a second, so most visitors there share a
+number; :func:`steady` measures the ratio again where a pool never runs out and each
+visitor takes a number somebody held before.
+
 Also measured in the same rounds: the ceiling, a route that makes only a new visitor's
 Redis call (``/bench/script-only`` in ``serve_app``), and the CPU that Redis's own
 background AOF rewrites took meanwhile (they share the machine with the server), and the
@@ -16,18 +21,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
+from attribution.allocator import utc_day
+from attribution.keys import Keys
 from attribution.redis_store import EmbeddedRedis
 
 from . import loadgen
 from .memory import used_memory
 
 WARM_UP = 20
+STEADY_NUMBERS = 20_000
+STEADY_HOLD_MINUTES = 0.01
 ORIGIN = "https://bench.example"
 UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -35,10 +45,10 @@ UA = (
 )
 
 
-def bench_config(numbers: int) -> str:
+def bench_config(numbers: int, hold_minutes: float = 15) -> str:
     nums = ", ".join(f'"+1 415 55{i // 10000} {i % 10000:04d}"' for i in range(1, numbers + 1))
     return f"""
-hold_minutes = 15
+hold_minutes = {hold_minutes}
 [server]
 sessions_per_minute = 100000000
 [[site]]
@@ -63,11 +73,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, numbers: int) -> None:
+    def __init__(self, tmp: Path, numbers: int, hold_minutes: float = 15) -> None:
         self.cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
         self.redis = EmbeddedRedis(tmp / "redis").start()
         cfg = tmp / "pools.toml"
-        cfg.write_text(bench_config(numbers))
+        cfg.write_text(bench_config(numbers, hold_minutes))
         self.port = free_port()
         env = os.environ | {"BENCH_API_KEY": "bench-key-0123456789"}
         self.proc = subprocess.Popen(
@@ -164,18 +174,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             rows = []
             spent = {"trivial": [0.0, 0.0, 0.0, 0], "sessions": [0.0, 0.0, 0.0, 0]}
             for i in range(rounds):
-                # the sessions route next to its baseline, first and second by turns, so
-                # that a machine slowing or speeding up within a round evens out
-                results: dict[str, loadgen.Result] = {}
-                for name in ("trivial", "sessions")[:: 1 if i % 2 == 0 else -1]:
-                    before = cpu(srv)
-                    results[name] = loadgen.measure(
-                        loadgen.run(
-                            srv.port, make if name == "sessions" else lambda: trivial_req, seconds
-                        )
-                    )
-                    tally(spent[name], cpu(srv), before, results[name])
-                base, sess = results["trivial"], results["sessions"]
+                base, sess = paired(srv, trivial_req, make, seconds, i, spent)
                 fast = loadgen.measure(loadgen.run(srv.port, lambda: fast_req, seconds))
                 only = loadgen.measure(loadgen.run(srv.port, lambda: script_req, seconds))
                 rows.append((sess.rps / base.rps, sess.rps / fast.rps, base, fast, sess, only))
@@ -226,6 +225,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     )
     print(f"sessions: Redis memory per held session {memory:.0f} B (target ≤ 1024 B)")
     print(f"sessions: {pinning}")
+    steady_pool = steady(*((3, 1.0) if quick else (6, 1.5)))
     return {
         "trivial_rps": base.rps,
         "trivial_fast_rps": fast.rps,
@@ -237,7 +237,68 @@ def run(quick: bool = False) -> dict[str, Any]:
         "half_load_p99_ms": half.pct(99),
         "bytes_per_session": memory,
         "cpu_us": per_request,
+        "steady": steady_pool,
     }
+
+
+def paired(
+    srv: Server,
+    trivial_req: bytes,
+    make: Callable[[], bytes],
+    seconds: float,
+    i: int,
+    spent: dict[str, list[Any]],
+) -> tuple[loadgen.Result, loadgen.Result]:
+    """Round ``i``: the trivial route and the sessions route, first and second by turns,
+    so that a machine slowing or speeding up within a round evens out; their CPU is
+    added to ``spent``."""
+    results: dict[str, loadgen.Result] = {}
+    for name in ("trivial", "sessions")[:: 1 if i % 2 == 0 else -1]:
+        before = cpu(srv)
+        results[name] = loadgen.measure(
+            loadgen.run(srv.port, make if name == "sessions" else lambda: trivial_req, seconds)
+        )
+        tally(spent[name], cpu(srv), before, results[name])
+    return results["trivial"], results["sessions"]
+
+
+def steady(rounds: int, seconds: float) -> dict[str, Any]:
+    """The same ratio in a pool that never runs out, as a pool sized as the pools
+    report advises runs: every new visitor takes the number released longest ago, which
+    somebody held before (that lease is closed then).  ``STEADY_NUMBERS`` numbers held
+    ``STEADY_HOLD_MINUTES``: at the rates seen here, fewer than half of them are held
+    at once.  Every number is held once before the rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = Server(Path(tmp), STEADY_NUMBERS, STEADY_HOLD_MINUTES)
+        try:
+            srv.pin()
+            trivial_req = loadgen.request("GET", "/bench/trivial")
+            make = loadgen.cycle(session_requests())
+            loadgen.measure(loadgen.run(srv.port, lambda: trivial_req, 1.0))
+            r = redis.Redis(unix_socket_path=str(srv.redis.socket))
+            leases = Keys().pool_leases("bench", "all")
+            while r.zcount(leases, "-inf", 0):  # numbers never held yet
+                loadgen.measure(loadgen.run(srv.port, make, 1.0))
+            spent = {"trivial": [0.0, 0.0, 0.0, 0], "sessions": [0.0, 0.0, 0.0, 0]}
+            rows = [paired(srv, trivial_req, make, seconds, i, spent) for i in range(rounds)]
+            stats = r.hgetall(Keys().pool_stats("bench", "all", utc_day(int(time.time() * 1000))))
+            r.close()
+        finally:
+            srv.stop()
+    ratios = sorted(sess.rps / base.rps for base, sess in rows)
+    overflow = sum(int(stats.get(k, 0)) for k in (b"shared", b"fallback"))
+    per_request = {name: tuple(1e6 * x / n for x in xs) for name, (*xs, n) in spent.items()}
+    print(
+        f"sessions: in a pool that never runs out ({STEADY_NUMBERS:,} numbers held "
+        f"{STEADY_HOLD_MINUTES * 60:g} s; pool overflows {overflow}) ratio "
+        f"{ratios[len(ratios) // 2]:.2f}× (median of rounds "
+        f"{', '.join(f'{sess.rps / base.rps:.2f}' for base, sess in rows)}); CPU per "
+        "request, server, Redis and the load generator: "
+        + "; ".join(
+            f"{name} {a:.0f} + {b:.0f} + {c:.0f} µs" for name, (a, b, c) in per_request.items()
+        )
+    )
+    return {"ratio": ratios[len(ratios) // 2], "overflow": overflow, "cpu_us": per_request}
 
 
 def cpu(srv: Server) -> tuple[float, float]:
