@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import BASE_TOML, make_config
 
-from attribution.allocator import Allocator
+from attribution.allocator import Allocator, Lease
 from attribution.config import Config
 from attribution.keys import Keys
 from attribution.lua import Scripts
@@ -56,14 +56,21 @@ async def test_same_visitor_keeps_their_number(r: Any, keys: Keys) -> None:
     assert other.number != first.number
 
 
-async def test_fractional_hold_expires_and_least_recently_released_is_reused(
-    r: Any, keys: Keys
-) -> None:
-    cfg = pool_config(2, hold=0.5)  # 30 seconds
+async def two_held(r: Any, keys: Keys) -> tuple[Allocator, Any, Any, Lease, Lease]:
+    """A pool of two numbers held 30 s (a fractional ``hold_minutes``): a takes one at
+    T0, b the other at T0 + 10 s."""
+    cfg = pool_config(2, hold=0.5)
     alloc = await setup(r, keys, cfg)
     site, pool = paid(cfg)
     a = await alloc.lease(site, pool, "a", T0)
     b = await alloc.lease(site, pool, "b", T0 + 10_000)
+    return alloc, site, pool, a, b
+
+
+async def test_fractional_hold_expires_and_least_recently_released_is_reused(
+    r: Any, keys: Keys
+) -> None:
+    alloc, site, pool, a, b = await two_held(r, keys)
     full = await alloc.lease(site, pool, "c", T0 + 29_000)
     assert full.outcome == "fallback" and full.number == pool.replace.e164
     # a's lease ran out at T0+30s, b's at T0+40s: at T0+45s both are free again and the
@@ -80,11 +87,7 @@ async def test_fractional_hold_expires_and_least_recently_released_is_reused(
 async def test_a_visitor_back_after_their_lease_ran_out_gets_the_number_resting_longest(
     r: Any, keys: Keys
 ) -> None:
-    cfg = pool_config(2, hold=0.5)  # 30 seconds
-    alloc = await setup(r, keys, cfg)
-    site, pool = paid(cfg)
-    a = await alloc.lease(site, pool, "a", T0)
-    b = await alloc.lease(site, pool, "b", T0 + 10_000)
+    alloc, site, pool, a, b = await two_held(r, keys)
     await alloc.lease(site, pool, "a", T0 + 25_000, allocate=False)  # a's runs to T0+55s
     # at T0+60s both have run out: b's number at T0+40s, a's at T0+55s; a comes back
     # and takes the one that has rested longest, b's, while a's own rests on
