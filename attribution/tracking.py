@@ -30,6 +30,10 @@ MAX_URL = 2048
 RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
 CHOICES_KEPT = 4096  # remembered choices of pools, and lists of numbers shown
 GA_ID_MAX = 64
+# what a page view of a known session reads of its record (the site, and what decides
+# its visit and region), and what a ping reads (pools, pages and GA ids too)
+VISIT_FIELDS = ("site", "source", "medium", "campaign", "keyword", "region", "region_chosen")
+PING_FIELDS = (*VISIT_FIELDS, "last_page", "landing_page", "ga_client_id")
 _GA_CHARS = "0123456789."
 
 
@@ -250,7 +254,7 @@ class Tracker:
             )
         record: dict[str, str] = {}
         if known:
-            record = decode_hash((await self.batch(("HGETALL", self.keys.session(str(sid)))))[0])
+            record = await self._read(str(sid), VISIT_FIELDS)
             if record.get("site") != site.id:
                 record = {}
         if not record:
@@ -354,13 +358,20 @@ class Tracker:
         return raw[: len(chosen)]
 
     async def session(self, sid: str) -> tuple[Site, dict[str, str]]:
-        """The site and record of a live session whose sid verifies; 404 otherwise."""
-        key = self.keys.session(sid)
-        record = decode_hash((await self.batch(("HGETALL", key)))[0]) if len(sid) <= 64 else {}
+        """The site of a live session whose sid verifies, and what a ping needs of its
+        record (``PING_FIELDS``); 404 otherwise."""
+        record = await self._read(sid, PING_FIELDS) if len(sid) <= 64 else {}
         site = self.config.site(record.get("site", ""))
         if site is None or not self.signer.verify(site.id, sid):
             raise NotFound("unknown or expired session; start a new one", field="sid")
         return site, record
+
+    async def _read(self, sid: str, names: tuple[str, ...]) -> dict[str, str]:
+        """The fields ``names`` of a session's record that are set (all of a record
+        would cost a page view more to read and decode than its Redis work)."""
+        (values,) = await self.batch(("HMGET", self.keys.session(sid), *names))
+        pairs = zip(names, values, strict=True)
+        return {name: value.decode() for name, value in pairs if value is not None}
 
     async def ping(
         self, site: Site, sid: str, record: Mapping[str, str], body: Mapping[str, Any]
