@@ -126,28 +126,38 @@ class Server:
         self.redis.stop()
 
 
+def first_page(i: int) -> dict[str, str]:
+    """The body of visitor ``i``'s first page view: from a Google ad."""
+    return {
+        "site": "bench",
+        "url": f"https://bench.example/p{i}?utm_source=google&utm_medium=cpc&utm_campaign=c{i % 7}",
+        "referrer": "https://www.google.com/",
+        "ga_client_id": f"{i}.1700",
+        "ga_session_id": "1700000000",
+    }
+
+
+def session_request(body: dict[str, str]) -> bytes:
+    # as the snippet's fetch from a page of the site sends it
+    headers = {"User-Agent": UA, "Content-Type": "text/plain", "Origin": ORIGIN}
+    return loadgen.request("POST", "/v1/sessions", json.dumps(body).encode(), headers)
+
+
 def session_requests(n: int = 200) -> list[bytes]:
+    return [session_request(first_page(i)) for i in range(n)]
+
+
+def returning_requests(srv: Server, n: int = 200) -> list[bytes]:
+    """Next pages of ``n`` visitors whose first page view is made here: a link on the
+    site, with the visitor's sid (a direct return: the session keeps its ad's source)."""
     out = []
-    for i in range(n):
-        body = json.dumps(
-            {
-                "site": "bench",
-                "url": f"https://bench.example/p{i}?utm_source="
-                f"google&utm_medium=cpc&utm_campaign=c{i % 7}",
-                "referrer": "https://www.google.com/",
-                "ga_client_id": f"{i}.1700",
-                "ga_session_id": "1700000000",
-            }
-        ).encode()
-        out.append(
-            loadgen.request(
-                "POST",
-                "/v1/sessions",
-                body,
-                # as the snippet's fetch from a page of the site sends it
-                {"User-Agent": UA, "Content-Type": "text/plain", "Origin": ORIGIN},
-            )
-        )
+    with httpx.Client(headers={"User-Agent": UA}) as c:
+        for i in range(n):
+            first = first_page(i)
+            answer = c.post(f"http://127.0.0.1:{srv.port}/v1/sessions", json=first).json()
+            url = f"https://bench.example/p{i}/next"
+            body = first | {"url": url, "referrer": first["url"], "sid": answer["sid"]}
+            out.append(session_request(body))
     return out
 
 
@@ -168,21 +178,30 @@ def run(quick: bool = False) -> dict[str, Any]:
             fast_req = loadgen.request("GET", "/bench/trivial-fast")
             script_req = loadgen.request("GET", "/bench/script-only")
             make = loadgen.cycle(session_requests())
-            for warm in (lambda: trivial_req, lambda: fast_req, lambda: script_req, make):
+            back = loadgen.cycle(returning_requests(srv))
+            for warm in (lambda: trivial_req, lambda: fast_req, lambda: script_req, make, back):
                 loadgen.measure(loadgen.run(srv.port, warm, 1.0))
             rewrites_before = rewrite_cpu(srv)
-            rows = []
+            rows: list[dict[str, loadgen.Result]] = []
             spent = {"trivial": [0.0, 0.0, 0.0, 0], "sessions": [0.0, 0.0, 0.0, 0]}
             for i in range(rounds):
                 base, sess = paired(srv, trivial_req, make, seconds, i, spent)
-                fast = loadgen.measure(loadgen.run(srv.port, lambda: fast_req, seconds))
-                only = loadgen.measure(loadgen.run(srv.port, lambda: script_req, seconds))
-                rows.append((sess.rps / base.rps, sess.rps / fast.rps, base, fast, sess, only))
+                rows.append({"base": base, "sess": sess})
+                for name, req in (("fast", fast_req), ("only", script_req)):
+                    rows[-1][name] = loadgen.measure(
+                        loadgen.run(srv.port, lambda r=req: r, seconds)
+                    )
+                rows[-1]["back"] = loadgen.measure(loadgen.run(srv.port, back, seconds))
             rewrites = rewrite_cpu(srv) - rewrites_before
-            ratio, _, base, _, sess, _ = sorted(rows, key=lambda row: row[0])[len(rows) // 2]
-            _, fast_ratio, _, fast, _, _ = sorted(rows, key=lambda row: row[1])[len(rows) // 2]
-            ceilings = [row[5].rps / row[2].rps for row in rows]
-            ceiling = sorted(ceilings)[len(rows) // 2]
+            ratios = {  # per round: what over what
+                "sessions": [row["sess"].rps / row["base"].rps for row in rows],
+                "fast": [row["sess"].rps / row["fast"].rps for row in rows],
+                "ceiling": [row["only"].rps / row["base"].rps for row in rows],
+                "returning": [row["back"].rps / row["base"].rps for row in rows],
+            }
+            middle = rows[median_round(ratios["sessions"])]
+            base, sess = middle["base"], middle["sess"]
+            fast = rows[median_round(ratios["fast"])]["fast"]
             half_load = sess.rps / 2
             halves = [
                 loadgen.measure(
@@ -193,26 +212,30 @@ def run(quick: bool = False) -> dict[str, Any]:
             half = sorted(halves, key=lambda h: h.pct(99))[len(halves) // 2]
         finally:
             srv.stop()
+    ratio = {name: sorted(xs)[rounds // 2] for name, xs in ratios.items()}
     print(
         f"sessions: trivial route {base.rps:,.0f} req/s, POST /v1/sessions {sess.rps:,.0f} "
-        f"req/s → ratio {ratio:.2f}× (median of rounds "
-        f"{', '.join(f'{r[0]:.2f}' for r in rows)}; target ≥ 0.5×); "
-        f"errors {sum(r[4].errors for r in rows)}"
+        f"req/s → ratio {ratio['sessions']:.2f}× ({of_rounds(ratios['sessions'])}; target "
+        f"≥ 0.5×); errors {sum(row['sess'].errors for row in rows)}"
+    )
+    print(
+        f"sessions: a returning visitor's page view (its record read first) "
+        f"{ratio['returning']:.2f}× the trivial route ({of_rounds(ratios['returning'])})"
     )
     print(
         f"sessions: trivial route on the snippet's path {fast.rps:,.0f} req/s → ratio "
-        f"{fast_ratio:.2f}× (median of rounds {', '.join(f'{r[1]:.2f}' for r in rows)})"
+        f"{ratio['fast']:.2f}× ({of_rounds(ratios['fast'])})"
     )
     print(
         f"sessions: ceiling, the page view's Redis call alone (no other work) "
-        f"{ceiling:.2f}× the trivial route (median of rounds "
-        f"{', '.join(f'{c:.2f}' for c in ceilings)}); Redis's background AOF rewrites "
-        f"took {rewrites:.1f} s of CPU during the {rounds * 4 * seconds:.0f} s of rounds"
+        f"{ratio['ceiling']:.2f}× the trivial route ({of_rounds(ratios['ceiling'])}); "
+        f"Redis's background AOF rewrites took {rewrites:.1f} s of CPU during the "
+        f"{rounds * 5 * seconds:.0f} s of rounds"
     )
     print(
         f"sessions: at half load ({half.rps:,.0f} req/s) p50 {half.pct(50):.2f} ms, "
-        f"p99 {half.pct(99):.2f} ms (median of rounds "
-        f"{', '.join(f'{h.pct(99):.2f}' for h in halves)}; target < 10 ms)"
+        f"p99 {half.pct(99):.2f} ms ({of_rounds([h.pct(99) for h in halves])}; "
+        "target < 10 ms)"
     )
     per_request = {name: tuple(1e6 * x / n for x in xs) for name, (*xs, n) in spent.items()}
     print(
@@ -230,15 +253,25 @@ def run(quick: bool = False) -> dict[str, Any]:
         "trivial_rps": base.rps,
         "trivial_fast_rps": fast.rps,
         "sessions_rps": sess.rps,
-        "ratio": ratio,
-        "ratio_fast": fast_ratio,
-        "ceiling": ceiling,
+        "ratio": ratio["sessions"],
+        "ratio_fast": ratio["fast"],
+        "ratio_returning": ratio["returning"],
+        "ceiling": ratio["ceiling"],
         "aof_rewrite_cpu_s": rewrites,
         "half_load_p99_ms": half.pct(99),
         "bytes_per_session": memory,
         "cpu_us": per_request,
         "steady": steady_pool,
     }
+
+
+def median_round(values: list[float]) -> int:
+    """The round whose value is the median (the upper one of an even count)."""
+    return sorted(range(len(values)), key=values.__getitem__)[len(values) // 2]
+
+
+def of_rounds(values: list[float]) -> str:
+    return "median of rounds " + ", ".join(f"{v:.2f}" for v in values)
 
 
 def paired(
