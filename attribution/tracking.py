@@ -29,10 +29,21 @@ V = TypeVar("V")
 MAX_URL = 2048
 RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
 CHOICES_KEPT = 4096  # remembered choices of pools, and lists of numbers shown
+SESSIONS_KEPT = 16_384  # sessions whose last page view this process remembers
 GA_ID_MAX = 64
-# what a page view of a known session reads of its record (the site, and what decides
-# its visit and region), and what a ping reads (pools, pages and GA ids too)
-VISIT_FIELDS = ("site", "source", "medium", "campaign", "keyword", "region", "region_chosen")
+# what a page view of a known session reads of its record (the site, what decides its
+# visit and region, and its pages, which start.lua checks are still so when it writes),
+# and what a ping reads (pools, pages and GA ids too)
+VISIT_FIELDS = (
+    "site",
+    "source",
+    "medium",
+    "campaign",
+    "keyword",
+    "region",
+    "region_chosen",
+    "pages",
+)
 PING_FIELDS = (*VISIT_FIELDS, "last_page", "landing_page", "ga_client_id")
 _GA_CHARS = "0123456789."
 
@@ -141,6 +152,8 @@ class Tracker:
         self._pairs: dict[tuple[str, str], _Entry] = {}
         self._lists: dict[tuple[Any, ...], _Numbers] = {}
         self._visits: dict[tuple[str, Visit, str, str], _Visit] = {}
+        # sid → site, visit, region chosen ("1" or ""), pages: see _remember
+        self._sessions: dict[str, tuple[str, _Visit, str, str]] = {}
 
     def site(self, body: Mapping[str, Any]) -> Site:
         site_id = _str_field(body, "site", 64, required=True)
@@ -233,8 +246,9 @@ class Tracker:
     async def start(
         self, site: Site, body: Mapping[str, Any], user_agent: str, client_ip: str | None
     ) -> dict[str, Any]:
-        """Numbers for a page view: one round trip for a new visitor on a single Redis
-        (``scripts/start.lua``), two for a returning one, whose record is read first."""
+        """Numbers for a page view, in one round trip on a single Redis
+        (``scripts/start.lua``); a returning visitor's record is read first (a second)
+        unless this process served its last page view (:meth:`_recall`)."""
         url = _str_field(body, "url", MAX_URL)
         referrer = _str_field(body, "referrer", MAX_URL)
         region_asked = _str_field(body, "region", 64)
@@ -252,11 +266,16 @@ class Tracker:
             return self._answer(
                 None, self._numbers(site, (), ()), self._visit(site, current, "", device.kind)
             )
-        record: dict[str, str] = {}
+        record: Mapping[str, str] = {}
+        seen = ""  # the record's pages as remembered, when it is not read here
         if known:
-            record = await self._read(str(sid), VISIT_FIELDS)
+            assert isinstance(sid, str)
+            record, seen = self._recall(sid)
+            if not record:
+                record = await self._read(sid, VISIT_FIELDS)
+                seen = record.get("pages", "")
             if record.get("site") != site.id:
-                record = {}
+                record, seen = {}, ""
         if not record:
             sid = self.signer.issue(site.id)
         assert isinstance(sid, str)
@@ -281,16 +300,41 @@ class Tracker:
                 fields += ("landing_page", url)
             if referrer:
                 fields += ("referrer", referrer)
-        if region_asked and region == region_asked:
+        chose_region = bool(region_asked) and region == region_asked
+        if chose_region:
             fields += ("region_chosen", "1")
         if ga_client:
             fields += ("ga_client_id", ga_client)
         if ga_session:
             fields += ("ga_session_id", ga_session)
-        steps = self._start_script if self.one_script else self._start_in_steps
         now_ms = int(time.time() * 1000)
-        raw = await steps(site, vd, sid, now_ms, fields, not record, limited_ip)
+        if not self.one_script:
+            raw = await self._start_in_steps(site, vd, sid, now_ms, fields, not record, limited_ip)
+            return self._answer(sid, self._numbers(site, vd.pools, raw), vd)
+        got = await self._start_script(site, vd, sid, now_ms, fields, not record, limited_ip, seen)
+        if got is None:  # the record changed since it was read or remembered: again
+            self._sessions.pop(sid, None)
+            return await self.start(site, body, user_agent, client_ip)
+        pages, raw = got
+        chosen = "1" if chose_region or record.get("region_chosen") == "1" else ""
+        self._remember(sid, site, vd, chosen, pages)
         return self._answer(sid, self._numbers(site, vd.pools, raw), vd)
+
+    def _remember(self, sid: str, site: Site, visit: _Visit, chosen: str, pages: Any) -> None:
+        """What a session's record holds of its visit after a page view, and its pages:
+        its next page view, if this process serves it, need not read the record."""
+        if len(self._sessions) >= SESSIONS_KEPT:
+            self._sessions.clear()
+        self._sessions[sid] = (site.id, visit, chosen, str(pages))
+
+    def _recall(self, sid: str) -> tuple[Mapping[str, str], str]:
+        """The record's visit fields and pages as :meth:`_remember` left them, else
+        ``({}, "")``; start.lua checks the pages before it writes anything."""
+        got = self._sessions.get(sid)
+        if got is None:
+            return {}, ""
+        site_id, visit, chosen, pages = got
+        return {**visit, "site": site_id, "region_chosen": chosen}, pages
 
     def _script_settings(self, site: Site, chosen: Sequence[Pool]) -> str:
         """start.lua's settings (ARGV[1]) for a choice of pools."""
@@ -309,12 +353,16 @@ class Tracker:
         fields: list[str],
         fresh: bool,
         limited_ip: str | None,
-    ) -> list[tuple[Any, Any]]:
-        """``fields`` are the record's, as HSET takes them, but for ``first_seen``,
+        seen: str = "",
+    ) -> tuple[Any, list[tuple[Any, Any]]] | None:
+        """The record's pages after this page view and (number, outcome) per pool; None
+        when the record's pages are not ``seen`` (as read or remembered; "" for none).
+
+        ``fields`` are the record's, as HSET takes them, but for ``first_seen``,
         ``last_seen`` and ``pages``, which the script sets; ``fresh`` for a sid issued
         for this page view (its record is new, and it holds no lease yet)."""
         rate = self._rate_key(limited_ip, now_ms) if limited_ip else ""
-        view = [rate, sid, str(now_ms), utc_day(now_ms), "0" if fresh else "1", *fields]
+        view = [rate, sid, str(now_ms), utc_day(now_ms), "0" if fresh else "1", seen, *fields]
         (raw,) = await self.batch(
             (
                 "script",
@@ -324,9 +372,11 @@ class Tracker:
                 lua_list(view),
             )
         )
+        if raw[0] == -1:
+            return None
         if rate:
             self._check_rate(raw[0])
-        return list(zip(raw[1::2], raw[2::2], strict=True))  # (number, outcome) per pool
+        return raw[1], list(zip(raw[2::2], raw[3::2], strict=True))
 
     async def _start_in_steps(
         self,
@@ -396,6 +446,7 @@ class Tracker:
         ops += [("HSET", key, *_flat(fields)), ("PEXPIRE", key, self.ttl_ms)]
         if url and url != (record.get("last_page") or record.get("landing_page")):
             ops.append(("HINCRBY", key, "pages", 1))
+            self._sessions.pop(sid, None)  # what this process remembers is out of date
         raw = await self.batch(*ops)
         return {"hold_seconds": self.hold_s, "numbers": self._numbers(site, chosen, raw)}
 

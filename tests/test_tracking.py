@@ -69,6 +69,32 @@ def test_paid_visitor_gets_a_tracking_number_and_keeps_it(server: LiveServer) ->
     assert again.json()["visit"]["medium"] == "cpc"  # a direct return keeps the source
 
 
+def test_servers_taking_turns_with_a_visitor_answer_from_the_record_as_it_is(
+    server: LiveServer, redis_url: str, sync_redis: redis.Redis
+) -> None:
+    """Two workers or instances on one Redis: each remembers the page views it served,
+    and a page view another one served since, or a ping, is never answered past."""
+    with LiveServer(build_app(redis_url)) as other:
+        sid = start(server).json()["sid"]  # from a Google ad
+        ad = "https://acme.example/?utm_source=facebook&utm_medium=paid_social&utm_campaign=x"
+        assert start(other, url=ad, sid=sid).json()["visit"]["source"] == "facebook"
+        link = {"url": "https://acme.example/contacts", "referrer": "https://acme.example/"}
+        third = start(server, sid=sid, **link).json()
+        assert third["sid"] == sid
+        assert third["visit"]["source"] == "facebook"  # the session's latest ad, kept
+        ping = httpx.post(
+            f"{other.url}/v1/sessions/{sid}/ping",
+            json={"url": "https://acme.example/cart"},
+            headers={"Origin": "https://acme.example"},
+        )
+        assert ping.status_code == 200, ping.text
+        fourth = start(server, sid=sid, url="https://acme.example/pay", referrer=link["url"])
+        assert fourth.json()["numbers"] == third["numbers"]
+    record = sync_redis.hgetall(KEYS.session(sid))
+    assert record[b"pages"] == b"5" and record[b"source"] == b"facebook"
+    assert record[b"last_page"] == b"https://acme.example/pay"
+
+
 def test_ping_keeps_the_lease_and_records_the_page(
     server: LiveServer, sync_redis: redis.Redis
 ) -> None:

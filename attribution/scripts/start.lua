@@ -11,8 +11,9 @@
 --          none applies), sid, now (Unix ms), the UTC day "YYYY-MM-DD" for the pools'
 --          counters, "1" when the record exists and this is one more page or "0" for a
 --          sid issued for this page view (its record begins here, and no pool has a
---          lease of it), then the record's fields and values (its times and pages are
---          set here)
+--          lease of it), the record's pages as the caller last saw them ("" when it
+--          read the record itself), then the record's fields and values (its times and
+--          pages are set here)
 --
 -- A list is one argument (lua.py's lua_list: its length, then its values, each ended by
 -- a zero byte): two arguments instead of about thirty, since packing a command costs
@@ -21,9 +22,11 @@
 -- The rate-limit and pool keys are named in ARGV, so this runs on a single Redis only;
 -- on a Cluster the same work is ratelimit.lua, allocate.lua per pool and three commands.
 --
--- Returns {count} when the address is over its limit (nothing else is written), else
--- {count, number or false, outcome, ...} with a pair per pool (see lib_allocate.lua);
--- count is 0 when no limit applies.
+-- Returns {count} when the address is over its limit, {-1} when the record's pages are
+-- not the caller's (another page view or a ping came between: the caller reads the
+-- record again), nothing written either way; else {count, pages, number or false,
+-- outcome, ...} with the record's pages now and a pair per pool (see
+-- lib_allocate.lua); count is 0 when no limit applies.
 
 --#include lib_allocate
 
@@ -38,7 +41,9 @@ end
 local settings = list(ARGV[1])
 local limit, window, hold, history, ttl = unpack(settings, 1, 5)
 local view = list(ARGV[2])
-local rate, sid, now, day, known = unpack(view, 1, 5)
+local rate, sid, now, day, known, seen = unpack(view, 1, 6)
+
+if seen ~= '' and redis.call('HGET', KEYS[1], 'pages') ~= seen then return {-1} end
 
 local count = 0
 if rate ~= '' then
@@ -49,7 +54,7 @@ end
 
 hold = tonumber(hold)
 local fresh = known == '0'  -- a sid issued for this page view holds no lease yet
-local out = {count}
+local out = {count, 1}
 for i = 6, #settings, 2 do
   local got = allocate(settings[i], sid, now, hold, settings[i + 1], history, day, true, fresh)
   out[#out + 1] = got[1]
@@ -58,10 +63,10 @@ end
 
 if fresh then
   redis.call('HSET', KEYS[1], 'first_seen', now, 'last_seen', now, 'pages', '1',
-    unpack(view, 6))
+    unpack(view, 7))
 else
-  redis.call('HSET', KEYS[1], 'last_seen', now, unpack(view, 6))
-  redis.call('HINCRBY', KEYS[1], 'pages', '1')
+  redis.call('HSET', KEYS[1], 'last_seen', now, unpack(view, 7))
+  out[2] = redis.call('HINCRBY', KEYS[1], 'pages', '1')
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return out
