@@ -219,7 +219,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"≥ 0.5×); errors {sum(row['sess'].errors for row in rows)}"
     )
     print(
-        f"sessions: a returning visitor's page view (its record read first) "
+        f"sessions: a returning visitor's next page (a link on the site, with its sid) "
         f"{ratio['returning']:.2f}× the trivial route ({of_rounds(ratios['returning'])})"
     )
     print(
