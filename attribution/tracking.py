@@ -267,15 +267,10 @@ class Tracker:
                 None, self._numbers(site, (), ()), self._visit(site, current, "", device.kind)
             )
         record: Mapping[str, str] = {}
-        seen = ""  # the record's pages as remembered, when it is not read here
+        seen = ""  # the record's pages, which start.lua checks are still so
         if known:
             assert isinstance(sid, str)
-            record, seen = self._recall(sid)
-            if not record:
-                record = await self._read(sid, VISIT_FIELDS)
-                seen = record.get("pages", "")
-            if record.get("site") != site.id:
-                record, seen = {}, ""
+            record, seen = await self._record(site, sid)
         if not record:
             sid = self.signer.issue(site.id)
         assert isinstance(sid, str)
@@ -319,6 +314,15 @@ class Tracker:
         chosen = "1" if chose_region or record.get("region_chosen") == "1" else ""
         self._remember(sid, site, vd, chosen, pages)
         return self._answer(sid, self._numbers(site, vd.pools, raw), vd)
+
+    async def _record(self, site: Site, sid: str) -> tuple[Mapping[str, str], str]:
+        """What a page view needs of a known session's record (``VISIT_FIELDS``) and its
+        pages: as this process remembers them (:meth:`_recall`), else read."""
+        record, seen = self._recall(sid)
+        if not record:
+            record = await self._read(sid, VISIT_FIELDS)
+            seen = record.get("pages", "")
+        return (record, seen) if record.get("site") == site.id else ({}, "")
 
     def _remember(self, sid: str, site: Site, visit: _Visit, chosen: str, pages: Any) -> None:
         """What a session's record holds of its visit after a page view, and its pages:

@@ -244,9 +244,9 @@ def test_region_from_geoip_via_a_trusted_proxy_and_the_site_choice_beats_it(
     cfg = make_config(BASE_TOML + '\n[server]\ntrusted_proxies = ["127.0.0.0/8"]\n')
     with LiveServer(build_app(redis_url, cfg, geoip=GeoIP(db))) as srv:
 
-        def region_of(xff: str, **body: Any) -> dict[str, Any]:
+        def region_of(xff: str, at: LiveServer = srv, **body: Any) -> dict[str, Any]:
             resp = httpx.post(
-                f"{srv.url}/v1/sessions",
+                f"{at.url}/v1/sessions",
                 headers={"User-Agent": CHROME_UA, "X-Forwarded-For": xff},
                 json={"site": "acme", "url": PAID_URL} | body,
             )
@@ -262,6 +262,12 @@ def test_region_from_geoip_via_a_trusted_proxy_and_the_site_choice_beats_it(
         # the site's own picker beats GeoIP
         chosen = region_of("93.72.5.9", region="kharkiv")
         assert chosen["visit"]["region"] == "kharkiv"
+        # and stays the visitor's on their next pages, wherever GeoIP places them, on
+        # this server (which remembers the session) and on another one (which reads it)
+        later = {"sid": chosen["sid"], "url": "https://acme.example/next"}
+        assert region_of("93.72.5.9", **later)["visit"]["region"] == "kharkiv"
+        with LiveServer(build_app(redis_url, cfg, geoip=GeoIP(db))) as other:
+            assert region_of("10.0.0.1", other, **later)["visit"]["region"] == "kharkiv"
     # an untrusted peer's X-Forwarded-For is ignored
     with LiveServer(build_app(redis_url, make_config(), geoip=GeoIP(db))) as srv:
         resp = httpx.post(
