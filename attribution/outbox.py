@@ -223,7 +223,12 @@ class Worker:
     async def run_site(self, site: Site, stop: asyncio.Event) -> None:
         ready = False
         next_claim = 0.0
+        task = asyncio.current_task()
         while not stop.is_set():
+            if task is not None and task.cancelling():
+                # cancelled, but a library caught it on the way (a shutdown must not
+                # wait on this loop forever)
+                raise asyncio.CancelledError
             try:
                 if not ready:
                     await self.ensure_group(site)
