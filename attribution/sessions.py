@@ -1,7 +1,8 @@
 """Session ids: issued by the server, signed, bound to one site.
 
 A sid is ``<12 random bytes, base64url>.<HMAC-SHA256(secret, site:random)[:9], base64url>``
-(29 characters); checking it costs one HMAC and a constant-time compare, and a sid of
+(29 characters); checking it costs one HMAC and a constant-time compare (no HMAC for a
+sid this process issued or verified lately: it remembers their MACs), and a sid of
 another site or a forged one never verifies.
 
 96 random bits keep sids apart (a repeat is expected only after about 2**48 of them);
@@ -23,6 +24,7 @@ RANDOM_BYTES = 12
 MAC_BYTES = 9
 RANDOM_CHARS = RANDOM_BYTES * 4 // 3
 IDS_PER_DRAW = 256  # random parts read from the OS in one system call
+MACS_KEPT = 16_384  # sids this process issued or verified, whose MAC it remembers
 assert RANDOM_BYTES % 3 == 0 and MAC_BYTES % 3 == 0  # base64 with no padding to strip
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -67,6 +69,9 @@ class Signer:
         key = key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        # random part → (site, MAC) of the sids issued or verified here: a returning
+        # visitor's sid is then checked without an HMAC, and still in constant time
+        self._macs: dict[str, tuple[str, str]] = {}
 
     def __repr__(self) -> str:
         return "Signer(secret=***)"
@@ -78,15 +83,28 @@ class Signer:
         outer.update(inner.digest())
         return _b64(outer.digest()[:MAC_BYTES])
 
+    def _remember(self, site: str, rand: str, mac: str) -> None:
+        if len(self._macs) >= MACS_KEPT:
+            self._macs.clear()
+        self._macs[rand] = (site, mac)
+
     def issue(self, site: str) -> str:
         rand = _random_parts.take()
-        return f"{rand}.{self._mac(site, rand)}"
+        mac = self._mac(site, rand)
+        self._remember(site, rand, mac)
+        return f"{rand}.{mac}"
 
     def verify(self, site: str, sid: object) -> bool:
         if not isinstance(sid, str) or len(sid) > 64 or not sid.isascii() or sid.count(".") != 1:
             return False
         rand, mac = sid.split(".")
-        return hmac.compare_digest(mac, self._mac(site, rand))
+        known = self._macs.get(rand)
+        expected = known[1] if known is not None and known[0] == site else self._mac(site, rand)
+        if not hmac.compare_digest(mac, expected):
+            return False
+        if known is None:
+            self._remember(site, rand, mac)
+        return True
 
 
 def load_secret(data_dir: str | os.PathLike[str], env: dict[str, str] | None = None) -> bytes:

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from attribution.sessions import MAC_BYTES, Signer
+from attribution.sessions import MAC_BYTES, MACS_KEPT, Signer
 
 
 def _expected_mac(secret: bytes, site: str, rand: str) -> str:
@@ -39,6 +39,18 @@ def test_a_sid_of_another_site_or_secret_or_a_forged_one_never_verifies() -> Non
     assert not signer.verify("acme", f"{rand[:-1]}x.{mac}")
     assert not signer.verify("acme", "not-a-sid")
     assert not signer.verify("acme", f"{rand}\ud800.{mac}")  # a lone surrogate from JSON
+
+
+def test_sids_verify_the_same_whether_their_mac_is_remembered_or_not() -> None:
+    signer = Signer(b"s" * 32)
+    sids = [signer.issue("acme") for _ in range(MACS_KEPT + 10)]  # the first are forgotten
+    other = Signer(b"s" * 32)  # another process: remembers none of them
+    for sid in (sids[0], sids[-1]):
+        assert signer.verify("acme", sid) and other.verify("acme", sid)
+        rand, mac = sid.split(".")
+        forged = f"{rand}.{'A' * len(mac) if mac != 'A' * len(mac) else 'B' * len(mac)}"
+        assert not signer.verify("acme", forged) and not other.verify("acme", forged)
+        assert not signer.verify("beta", sid) and not other.verify("beta", sid)
 
 
 def test_every_sid_is_new() -> None:
