@@ -36,7 +36,8 @@ def test_a_sid_of_another_site_or_secret_or_a_forged_one_never_verifies() -> Non
     assert not signer.verify(
         "acme", f"{rand}.{mac[:-1]}A" if mac[-1] != "A" else f"{rand}.{mac[:-1]}B"
     )
-    assert not signer.verify("acme", f"{rand[:-1]}x.{mac}")
+    other_char = "x" if rand[-1] != "x" else "y"
+    assert not signer.verify("acme", f"{rand[:-1]}{other_char}.{mac}")
     assert not signer.verify("acme", "not-a-sid")
     assert not signer.verify("acme", f"{rand}\ud800.{mac}")  # a lone surrogate from JSON
 
