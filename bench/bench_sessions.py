@@ -183,7 +183,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 loadgen.measure(loadgen.run(srv.port, warm, 1.0))
             rewrites_before = rewrite_cpu(srv)
             rows: list[dict[str, loadgen.Result]] = []
-            spent = {"trivial": [0.0, 0.0, 0.0, 0], "sessions": [0.0, 0.0, 0.0, 0]}
+            spent = new_spent()
             for i in range(rounds):
                 base, sess = paired(srv, trivial_req, make, seconds, i, spent)
                 rows.append({"base": base, "sess": sess})
@@ -237,13 +237,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"p99 {half.pct(99):.2f} ms ({of_rounds([h.pct(99) for h in halves])}; "
         "target < 10 ms)"
     )
-    per_request = {name: tuple(1e6 * x / n for x in xs) for name, (*xs, n) in spent.items()}
+    per_request, cpu_line = cpu_per_request(spent)
     print(
-        "sessions: CPU per request, server process, Redis and the load generator: "
-        + "; ".join(
-            f"{name} {a:.0f} + {b:.0f} + {c:.0f} µs" for name, (a, b, c) in per_request.items()
-        )
-        + " (one server process: its CPU per request bounds its rate; Redis and the"
+        f"sessions: CPU per request, server process, Redis and the load generator: {cpu_line}"
+        " (one server process: its CPU per request bounds its rate; Redis and the"
         " generator share the other core)"
     )
     print(f"sessions: Redis memory per held session {memory:.0f} B (target ≤ 1024 B)")
@@ -312,26 +309,35 @@ def steady(rounds: int, seconds: float) -> dict[str, Any]:
             leases = Keys().pool_leases("bench", "all")
             while r.zcount(leases, "-inf", 0):  # numbers never held yet
                 loadgen.measure(loadgen.run(srv.port, make, 1.0))
-            spent = {"trivial": [0.0, 0.0, 0.0, 0], "sessions": [0.0, 0.0, 0.0, 0]}
+            spent = new_spent()
             rows = [paired(srv, trivial_req, make, seconds, i, spent) for i in range(rounds)]
             stats = r.hgetall(Keys().pool_stats("bench", "all", utc_day(int(time.time() * 1000))))
             r.close()
         finally:
             srv.stop()
-    ratios = sorted(sess.rps / base.rps for base, sess in rows)
+    ratios = [sess.rps / base.rps for base, sess in rows]
+    ratio = sorted(ratios)[len(ratios) // 2]
     overflow = sum(int(stats.get(k, 0)) for k in (b"shared", b"fallback"))
-    per_request = {name: tuple(1e6 * x / n for x in xs) for name, (*xs, n) in spent.items()}
+    per_request, cpu_line = cpu_per_request(spent)
     print(
         f"sessions: in a pool that never runs out ({STEADY_NUMBERS:,} numbers held "
-        f"{STEADY_HOLD_MINUTES * 60:g} s; pool overflows {overflow}) ratio "
-        f"{ratios[len(ratios) // 2]:.2f}× (median of rounds "
-        f"{', '.join(f'{sess.rps / base.rps:.2f}' for base, sess in rows)}); CPU per "
-        "request, server, Redis and the load generator: "
-        + "; ".join(
-            f"{name} {a:.0f} + {b:.0f} + {c:.0f} µs" for name, (a, b, c) in per_request.items()
-        )
+        f"{STEADY_HOLD_MINUTES * 60:g} s; pool overflows {overflow}) ratio {ratio:.2f}× "
+        f"({of_rounds(ratios)}); CPU per request, server, Redis and the load generator: "
+        f"{cpu_line}"
     )
-    return {"ratio": ratios[len(ratios) // 2], "overflow": overflow, "cpu_us": per_request}
+    return {"ratio": ratio, "overflow": overflow, "cpu_us": per_request}
+
+
+def new_spent() -> dict[str, list[Any]]:
+    """CPU seconds of the server, Redis and the generator, and requests, per route."""
+    return {"trivial": [0.0, 0.0, 0.0, 0], "sessions": [0.0, 0.0, 0.0, 0]}
+
+
+def cpu_per_request(spent: dict[str, list[Any]]) -> tuple[dict[str, tuple[float, ...]], str]:
+    """µs per request of the server, Redis and the generator, per route, and as text."""
+    per = {name: tuple(1e6 * x / n for x in xs) for name, (*xs, n) in spent.items()}
+    text = "; ".join(f"{name} {a:.0f} + {b:.0f} + {c:.0f} µs" for name, (a, b, c) in per.items())
+    return per, text
 
 
 def cpu(srv: Server) -> tuple[float, float]:
