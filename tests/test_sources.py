@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from importlib import resources
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -384,6 +385,64 @@ def test_classify_never_raises(url: str, referrer: str, own: list[str]) -> None:
 def test_any_http_referrer_gets_a_channel(host: str, path: str) -> None:
     got = classify(PAGE, f"https://{host}{path}", OWN)
     assert got.medium in {"organic", "social", "referral", "(none)"}
+
+
+def _is_acme(referrer: str) -> bool:
+    """Whether urlsplit reads ``referrer``'s host as acme.example's own (or none)."""
+    try:
+        host = (urlsplit(referrer).hostname or "").rstrip(".")
+    except ValueError:
+        return True  # no host: direct
+    return host in ("", "acme.example") or host.endswith(".acme.example")
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(
+    scheme=st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", "//"]),
+    userinfo=st.sampled_from(["", "acme.example@", "acme.example:pw@", "u:p@", "@"]),
+    host=st.sampled_from(
+        [
+            "acme.example",
+            "ACME.Example.",
+            "www.acme.example",
+            "evil.com",
+            "acme.example.evil.com",
+            "ac\tme.example",
+            "acmé.example",
+            "[::1]",
+            "[acme.example",
+            "acme.example%25x",
+            "",
+        ]
+    ),
+    port=st.sampled_from(["", ":443", ":x", ":"]),
+    rest=st.sampled_from(["", "/", "/p?q=1#f", "?x", "#y", "/a\nb", "@evil.com/"]),
+)
+def test_a_referrer_is_internal_exactly_when_its_host_is_the_sites(
+    scheme: str, userinfo: str, host: str, port: str, rest: str
+) -> None:
+    referrer = scheme + userinfo + host + port + rest
+    assert (classify(PAGE, referrer, OWN) == DIRECT) == _is_acme(referrer), referrer
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(
+    host=st.sampled_from(
+        ["www.google.com", "google.de:443", "yandex.ru", "m.facebook.com", "t.co", "a.b.example."]
+    ),
+    path=st.sampled_from(["", "/", "/search", "/url", "/s", "/a/b", "/search\t"]),
+    query=st.sampled_from(
+        ["", "?q=plumber+near+me", "?q=", "?text=%D0%B0", "?wd=x&q=y", "?q=a\nb"]
+    ),
+    fragment=st.sampled_from(["", "#q=leak", "#", "#x?q=z"]),
+)
+def test_a_referrer_reads_the_same_however_its_scheme_is_written(
+    host: str, path: str, query: str, fragment: str
+) -> None:
+    """Browsers send a lowercase scheme, read the quick way; any other case is read by
+    urlsplit: both give one channel."""
+    lower = f"https://{host}{path}{query}{fragment}"
+    assert classify(PAGE, lower, OWN) == classify(PAGE, "HTTPS" + lower[5:], OWN), lower
 
 
 # --------------------------------------------------------------------------- GA's rule
