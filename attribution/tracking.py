@@ -31,8 +31,8 @@ RATE_WINDOW_MS = 61_000  # a minute's counter outlives its minute by a second
 CHOICES_KEPT = 4096  # remembered choices of pools, and lists of numbers shown
 SESSIONS_KEPT = 16_384  # sessions whose last page view this process remembers
 GA_ID_MAX = 64
-# what a page view of a known session reads of its record (the site, what decides its
-# visit and region, and its pages, which start.lua checks are still so when it writes),
+# what a page view of a known session reads of its record (the site, its visit and
+# what decides it, and its pages, which start.lua checks are still so when it writes),
 # and what a ping reads (pools, pages and GA ids too)
 VISIT_FIELDS = (
     "site",
@@ -41,6 +41,7 @@ VISIT_FIELDS = (
     "campaign",
     "keyword",
     "region",
+    "device",
     "region_chosen",
     "pages",
 )
@@ -287,8 +288,8 @@ class Tracker:
 
         # the record's fields, as HSET takes them, but for its times and pages
         fields: list[str]
-        if record:  # "" overwrites what an earlier page set
-            fields = [*_flat(vd), "last_page", url]
+        if record:  # the visit where it changed ("" overwrites what an earlier page set)
+            fields = ["last_page", url] if _holds(record, vd) else [*_flat(vd), "last_page", url]
         else:  # a first page: no empty field (a missing one reads as ""), no last_page
             fields = ["site", site.id, *vd.given]
             if url:
@@ -475,6 +476,11 @@ class Tracker:
                 field="client",
                 headers={"Retry-After": str(retry)},
             )
+
+
+def _holds(record: Mapping[str, str], fields: Mapping[str, str]) -> bool:
+    """Whether a record already holds ``fields`` (a field it lacks reads as "")."""
+    return all(record.get(name, "") == value for name, value in fields.items())
 
 
 def _flat(fields: Mapping[str, V]) -> list[str | V]:

@@ -95,6 +95,24 @@ def test_servers_taking_turns_with_a_visitor_answer_from_the_record_as_it_is(
     assert record[b"last_page"] == b"https://acme.example/pay"
 
 
+def test_the_record_follows_the_visits_latest_source_field_by_field(
+    server: LiveServer, sync_redis: redis.Redis
+) -> None:
+    """A new ad rewrites the record's visit, emptying what it does not set (the same ad
+    without its keyword); a link on the site then leaves the visit as it is."""
+    sid = start(server, url=PAID_URL + "&utm_term=plumber").json()["sid"]
+    assert start(server, sid=sid).json()["visit"]["keyword"] == ""
+    assert sync_redis.hget(KEYS.session(sid), "keyword") == b""
+    ad = "https://acme.example/?utm_source=facebook&utm_medium=paid_social&utm_campaign=x"
+    start(server, url=ad, sid=sid)
+    link = start(server, url="https://acme.example/contacts", referrer=ad, sid=sid).json()
+    assert link["visit"]["source"] == "facebook"
+    record = sync_redis.hgetall(KEYS.session(sid))
+    assert record[b"source"] == b"facebook" and record[b"medium"] == b"paid_social"
+    assert record[b"campaign"] == b"x" and record[b"keyword"] == b""
+    assert record[b"pages"] == b"4" and record[b"last_page"] == b"https://acme.example/contacts"
+
+
 def test_ping_keeps_the_lease_and_records_the_page(
     server: LiveServer, sync_redis: redis.Redis
 ) -> None:

@@ -11,9 +11,9 @@
 --          none applies), sid, now (Unix ms), the UTC day "YYYY-MM-DD" for the pools'
 --          counters, "1" when the record exists and this is one more page or "0" for a
 --          sid issued for this page view (its record begins here, and no pool has a
---          lease of it), the record's pages as the caller last saw them ("" when it
---          read the record itself), then the record's fields and values (its times and
---          pages are set here)
+--          lease of it), the record's pages as the caller read or remembered them ("" for
+--          none: nothing is checked, and the pages are counted up), then the record's
+--          fields and values that change (its times and pages are set here)
 --
 -- A list is one argument (lua.py's lua_list: its length, then its values, each ended by
 -- a zero byte): two arguments instead of about thirty, since packing a command costs
@@ -64,6 +64,9 @@ end
 if fresh then
   redis.call('HSET', KEYS[1], 'first_seen', now, 'last_seen', now, 'pages', '1',
     unpack(view, 7))
+elseif seen ~= '' then  -- the record's pages are seen (checked above): one more
+  out[2] = tonumber(seen) + 1
+  redis.call('HSET', KEYS[1], 'last_seen', now, 'pages', out[2], unpack(view, 7))
 else
   redis.call('HSET', KEYS[1], 'last_seen', now, unpack(view, 7))
   out[2] = redis.call('HINCRBY', KEYS[1], 'pages', '1')
