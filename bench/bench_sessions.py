@@ -351,7 +351,7 @@ def cpu(srv: Server) -> tuple[float, float]:
     """CPU seconds used so far by the server process and by Redis (not its children)."""
     fields = Path(f"/proc/{srv.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
     server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    info = cpu_info(srv)
+    info = redis_info(srv)
     return server, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
@@ -366,14 +366,14 @@ def tally(
 
 def rewrite_cpu(srv: Server) -> float:
     """CPU seconds Redis's children (AOF rewrites) have used so far."""
-    info = cpu_info(srv)
+    info = redis_info(srv)
     return float(info["used_cpu_user_children"]) + float(info["used_cpu_sys_children"])
 
 
 def rewrite_state(srv: Server) -> tuple[int, bool]:
     """Redis's forks so far (each an AOF rewrite: the bench's Redis saves no RDB), and
     whether one is running."""
-    info = cpu_info(srv, "all")
+    info = redis_info(srv, "all")
     return int(info["total_forks"]), bool(info["aof_rewrite_in_progress"])
 
 
@@ -389,7 +389,7 @@ def rewrite_p99(halves: list[loadgen.Result], forked: list[bool]) -> str:
     return ", ".join(parts)
 
 
-def cpu_info(srv: Server, section: str = "cpu") -> dict[str, Any]:
+def redis_info(srv: Server, section: str = "cpu") -> dict[str, Any]:
     r = redis.Redis(unix_socket_path=str(srv.redis.socket))
     info: dict[str, Any] = r.info(section)
     r.close()
