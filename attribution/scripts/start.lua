@@ -64,12 +64,9 @@ end
 if fresh then
   redis.call('HSET', KEYS[1], 'first_seen', now, 'last_seen', now, 'pages', '1',
     unpack(view, 7))
-elseif seen ~= '' then  -- the record's pages are seen (checked above): one more
-  out[2] = tonumber(seen) + 1
+else  -- one more page: the count checked above, else the record's own, counted up
+  out[2] = seen ~= '' and tonumber(seen) + 1 or redis.call('HINCRBY', KEYS[1], 'pages', '1')
   redis.call('HSET', KEYS[1], 'last_seen', now, 'pages', out[2], unpack(view, 7))
-else
-  redis.call('HSET', KEYS[1], 'last_seen', now, unpack(view, 7))
-  out[2] = redis.call('HINCRBY', KEYS[1], 'pages', '1')
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 return out
